@@ -1,0 +1,337 @@
+//! Typed configuration, read once from the environment at start and passed down.
+//!
+//! Every setting has a documented default (the README's configuration table lists them), so
+//! `cargo run` needs none. Parsing goes through a lookup function so tests can build a config
+//! without touching the process environment.
+
+use std::{net::IpAddr, path::PathBuf, str::FromStr, time::Duration};
+
+/// Deployment mode: development is permissive and chatty, production is locked down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppEnv {
+    /// Local development (the default).
+    Development,
+    /// Production: introspection and GraphiQL default to off.
+    Production,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `APP_ENV`: `development` (default) or `production`.
+    pub app_env: AppEnv,
+    /// `HOST`: address to bind (default `127.0.0.1`).
+    pub host: IpAddr,
+    /// `PORT`: port to bind (default `8000`; `0` picks a free one).
+    pub port: u16,
+    /// Database settings.
+    pub database: DatabaseConfig,
+    /// Settings of the server-owned PostgreSQL used when `DATABASE_URL` is unset.
+    pub local_pg: LocalPgConfig,
+    /// Logging.
+    pub log: LogConfig,
+    /// Request limits.
+    pub limits: Limits,
+    /// `GRAPHIQL`: serve the GraphiQL playground on `GET /graphql` (default on, off in
+    /// production).
+    pub graphiql: bool,
+    /// `GRAPHQL_INTROSPECTION`: answer introspection queries (default on, off in production).
+    pub introspection: bool,
+}
+
+/// Database connection and pool settings (the design guide's pool values by default).
+#[derive(Debug, Clone)]
+pub struct DatabaseConfig {
+    /// `DATABASE_URL`: a PostgreSQL URL; unset means "start a server-owned local PostgreSQL".
+    pub url: Option<String>,
+    /// `DB_MIN_CONNECTIONS`: connections kept open (default 10).
+    pub min_connections: u32,
+    /// `DB_MAX_CONNECTIONS`: most connections, for bursts (default 30).
+    pub max_connections: u32,
+    /// `DB_ACQUIRE_TIMEOUT_SECS`: longest wait for a free pooled connection (default 30).
+    pub acquire_timeout: Duration,
+    /// `DB_CONNECT_TIMEOUT_SECS`: longest wait to open one connection (default 3).
+    pub connect_timeout: Duration,
+    /// `DB_MAX_LIFETIME_SECS`: connections are recycled after this (default 1800).
+    pub max_lifetime: Duration,
+    /// `DB_PING_IDLE_SECS`: a pooled connection idle at least this long is pinged before reuse
+    /// (default 1; `0` pings on every checkout).
+    pub ping_idle_after: Duration,
+    /// `DB_STATEMENT_TIMEOUT_MS`: PostgreSQL `statement_timeout` on every connection (default
+    /// 5000; `0` disables it).
+    pub statement_timeout: Duration,
+    /// `DB_STARTUP_RETRY_SECS`: how long to retry connecting at start (default 60).
+    pub startup_retry: Duration,
+    /// `RUN_MIGRATIONS`: apply pending migrations at start (default true).
+    pub run_migrations: bool,
+}
+
+/// Where and how the server-owned PostgreSQL runs.
+#[derive(Debug, Clone)]
+pub struct LocalPgConfig {
+    /// `LOCAL_PG_DIR`: folder for its data, socket and log (default `.titanbay/` under the
+    /// working directory, or `/var/lib/titanbay/<hash>/` when running as root).
+    pub dir: Option<PathBuf>,
+    /// `PG_BIN_DIR`: folder with `initdb` and `postgres` (default: the newest installed).
+    pub bin_dir: Option<PathBuf>,
+}
+
+/// Logging settings.
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    /// `LOG_LEVEL`: an `EnvFilter` directive such as `info` or `titanbay=debug,info`
+    /// (default `info`; `RUST_LOG` wins when set).
+    pub level: String,
+    /// `LOG_FORMAT`: `text` (default) or `json`.
+    pub format: LogFormat,
+    /// `SLOW_REQUEST_MS`: requests slower than this are logged as warnings (default 1000).
+    pub slow_request: Duration,
+}
+
+/// Limits that keep one request from costing too much.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// `MAX_QUERY_DEPTH` (default 10).
+    pub max_depth: usize,
+    /// `MAX_QUERY_COMPLEXITY` (default 10000).
+    pub max_complexity: usize,
+    /// `MAX_PAGE_SIZE`: largest `first`/`last` (default 100).
+    pub max_page_size: u32,
+    /// `MAX_BODY_BYTES`: largest request body (default 1 MiB).
+    pub max_body_bytes: usize,
+    /// `MAX_BATCH_SIZE`: most operations in one batched request (default 10; 0 turns
+    /// batching off).
+    pub max_batch_size: usize,
+    /// `MAX_ALIASES`: most fields (aliased or not) selected by one document, fragments expanded
+    /// (default 1000).
+    pub max_fields: usize,
+    /// `REQUEST_TIMEOUT_SECS`: a request running longer is cut off (default 30).
+    pub request_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_depth: 10,
+            max_complexity: 10_000,
+            max_page_size: 100,
+            max_body_bytes: 1024 * 1024,
+            max_batch_size: 10,
+            max_fields: 1000,
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// A setting that could not be parsed.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid value {value:?} for {name}: {reason}")]
+pub struct ConfigError {
+    /// The environment variable.
+    pub name: &'static str,
+    /// Its value.
+    pub value: String,
+    /// Why it was refused.
+    pub reason: String,
+}
+
+/// Reads typed values through a lookup function.
+struct Reader<F: Fn(&str) -> Option<String>>(F);
+
+impl<F: Fn(&str) -> Option<String>> Reader<F> {
+    fn raw(&self, name: &str) -> Option<String> {
+        (self.0)(name).filter(|v| !v.trim().is_empty())
+    }
+
+    fn parse<T: FromStr>(&self, name: &'static str, default: T) -> Result<T, ConfigError>
+    where
+        T::Err: std::fmt::Display,
+    {
+        match self.raw(name) {
+            None => Ok(default),
+            Some(value) => value.trim().parse().map_err(|e: T::Err| ConfigError {
+                name,
+                reason: e.to_string(),
+                value,
+            }),
+        }
+    }
+
+    fn flag(&self, name: &'static str, default: bool) -> Result<bool, ConfigError> {
+        match self.raw(name) {
+            None => Ok(default),
+            Some(value) => match value.trim().to_ascii_lowercase().as_str() {
+                "1" | "true" | "yes" | "on" => Ok(true),
+                "0" | "false" | "no" | "off" => Ok(false),
+                _ => Err(ConfigError {
+                    name,
+                    value,
+                    reason: "expected true or false".to_owned(),
+                }),
+            },
+        }
+    }
+
+    fn secs(&self, name: &'static str, default: u64) -> Result<Duration, ConfigError> {
+        self.parse(name, default).map(Duration::from_secs)
+    }
+
+    fn millis(&self, name: &'static str, default: u64) -> Result<Duration, ConfigError> {
+        self.parse(name, default).map(Duration::from_millis)
+    }
+
+    fn choice<T: Copy>(
+        &self,
+        name: &'static str,
+        default: T,
+        choices: &[(&str, T)],
+    ) -> Result<T, ConfigError> {
+        let Some(value) = self.raw(name) else {
+            return Ok(default);
+        };
+        let wanted = value.trim().to_ascii_lowercase();
+        choices
+            .iter()
+            .find(|(k, _)| *k == wanted)
+            .map(|(_, v)| *v)
+            .ok_or_else(|| ConfigError {
+                name,
+                value,
+                reason: format!(
+                    "expected one of {}",
+                    choices.iter().map(|(k, _)| *k).collect::<Vec<_>>().join(", ")
+                ),
+            })
+    }
+}
+
+impl Config {
+    /// Reads the configuration from the process environment.
+    pub fn from_env() -> Result<Config, ConfigError> {
+        Config::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads the configuration through `lookup` (tests pass a map).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let r = Reader(lookup);
+        let app_env = r.choice(
+            "APP_ENV",
+            AppEnv::Development,
+            &[
+                ("development", AppEnv::Development),
+                ("dev", AppEnv::Development),
+                ("production", AppEnv::Production),
+                ("prod", AppEnv::Production),
+            ],
+        )?;
+        let dev = app_env == AppEnv::Development;
+        let defaults = Limits::default();
+        Ok(Config {
+            app_env,
+            host: r.parse("HOST", IpAddr::from([127, 0, 0, 1]))?,
+            port: r.parse("PORT", 8000)?,
+            database: DatabaseConfig {
+                url: r.raw("DATABASE_URL"),
+                min_connections: r.parse("DB_MIN_CONNECTIONS", 10)?,
+                max_connections: r.parse("DB_MAX_CONNECTIONS", 30)?,
+                acquire_timeout: r.secs("DB_ACQUIRE_TIMEOUT_SECS", 30)?,
+                connect_timeout: r.secs("DB_CONNECT_TIMEOUT_SECS", 3)?,
+                max_lifetime: r.secs("DB_MAX_LIFETIME_SECS", 1800)?,
+                ping_idle_after: r.secs("DB_PING_IDLE_SECS", 1)?,
+                statement_timeout: r.millis("DB_STATEMENT_TIMEOUT_MS", 5000)?,
+                startup_retry: r.secs("DB_STARTUP_RETRY_SECS", 60)?,
+                run_migrations: r.flag("RUN_MIGRATIONS", true)?,
+            },
+            local_pg: LocalPgConfig {
+                dir: r.raw("LOCAL_PG_DIR").map(PathBuf::from),
+                bin_dir: r.raw("PG_BIN_DIR").map(PathBuf::from),
+            },
+            log: LogConfig {
+                level: r.raw("LOG_LEVEL").unwrap_or_else(|| "info".to_owned()),
+                format: r.choice(
+                    "LOG_FORMAT",
+                    LogFormat::Text,
+                    &[("text", LogFormat::Text), ("json", LogFormat::Json)],
+                )?,
+                slow_request: r.millis("SLOW_REQUEST_MS", 1000)?,
+            },
+            limits: Limits {
+                max_depth: r.parse("MAX_QUERY_DEPTH", defaults.max_depth)?,
+                max_complexity: r.parse("MAX_QUERY_COMPLEXITY", defaults.max_complexity)?,
+                max_page_size: r.parse("MAX_PAGE_SIZE", defaults.max_page_size)?,
+                max_body_bytes: r.parse("MAX_BODY_BYTES", defaults.max_body_bytes)?,
+                max_batch_size: r.parse("MAX_BATCH_SIZE", defaults.max_batch_size)?,
+                max_fields: r.parse("MAX_ALIASES", defaults.max_fields)?,
+                request_timeout: r.secs(
+                    "REQUEST_TIMEOUT_SECS",
+                    defaults.request_timeout.as_secs(),
+                )?,
+            },
+            graphiql: r.flag("GRAPHIQL", dev)?,
+            introspection: r.flag("GRAPHQL_INTROSPECTION", dev)?,
+        })
+    }
+
+    /// The configuration with every default, for tests and tools.
+    pub fn defaults() -> Config {
+        match Config::from_lookup(|_| None) {
+            Ok(config) => config,
+            // Unreachable: every default above parses. Keep the type total anyway.
+            Err(e) => unreachable!("defaults must parse: {e}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn from(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_follow_the_design_guide() {
+        let c = Config::defaults();
+        assert_eq!(c.port, 8000);
+        assert_eq!(c.host.to_string(), "127.0.0.1");
+        assert_eq!(c.database.min_connections, 10);
+        assert_eq!(c.database.max_connections, 30);
+        assert_eq!(c.database.acquire_timeout, Duration::from_secs(30));
+        assert_eq!(c.database.max_lifetime, Duration::from_secs(1800));
+        assert_eq!(c.limits.max_page_size, 100);
+        assert_eq!(c.limits.max_body_bytes, 1024 * 1024);
+        assert!(c.graphiql && c.introspection);
+    }
+
+    #[test]
+    fn production_turns_graphiql_and_introspection_off_unless_asked() {
+        let c = from(&[("APP_ENV", "production")]).unwrap_or_else(|e| panic!("{e}"));
+        assert!(!c.graphiql && !c.introspection);
+        let c = from(&[("APP_ENV", "production"), ("GRAPHIQL", "true")])
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(c.graphiql && !c.introspection);
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        let err = from(&[("PORT", "eighty")]).err().map(|e| e.name);
+        assert_eq!(err, Some("PORT"));
+        let err = from(&[("LOG_FORMAT", "xml")]).err().map(|e| e.name);
+        assert_eq!(err, Some("LOG_FORMAT"));
+    }
+}

@@ -1,0 +1,266 @@
+//! Domain rules that do not need the database: the text form of money, names, emails, years,
+//! dates and the fund lifecycle. Each check returns a message for humans; the caller attaches
+//! the input field it came from.
+
+use chrono::{Datelike, NaiveDate};
+use rust_decimal::Decimal;
+
+use crate::entity::fund::FundStatus;
+
+/// Most integer digits a money amount may have (`NUMERIC(20,2)`).
+pub const MONEY_MAX_INTEGER_DIGITS: usize = 18;
+/// Most characters of a fund or investor name, counted after trimming.
+pub const NAME_MAX_CHARS: usize = 255;
+/// Most characters of an email address (RFC 5321).
+pub const EMAIL_MAX_CHARS: usize = 320;
+/// The earliest vintage year and investment date year.
+pub const EARLIEST_YEAR: i32 = 1900;
+
+/// Parses the contract's decimal text: an optional `-`, digits, optionally `.` and one or two
+/// digits; at most 18 integer digits; no exponent, no `+`, no spaces. Never goes through a float.
+pub fn parse_money(text: &str) -> Result<Decimal, String> {
+    let unsigned = text.strip_prefix('-').unwrap_or(text);
+    let (int_part, frac_part) = match unsigned.split_once('.') {
+        Some((i, f)) => (i, Some(f)),
+        None => (unsigned, None),
+    };
+    let all_digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !all_digits(int_part) || frac_part.is_some_and(|f| !all_digits(f)) {
+        return Err(format!(
+            "{text:?} is not a decimal number (expected digits with an optional '-' and up to two decimals, e.g. \"1200.50\")"
+        ));
+    }
+    if frac_part.is_some_and(|f| f.len() > 2) {
+        return Err(format!("{text:?} has more than 2 decimals"));
+    }
+    let significant = int_part.trim_start_matches('0');
+    if significant.len() > MONEY_MAX_INTEGER_DIGITS {
+        return Err(format!(
+            "{text:?} has more than {MONEY_MAX_INTEGER_DIGITS} integer digits"
+        ));
+    }
+    // The grammar above is a strict subset of what `from_str_exact` accepts, and 20 digits fit
+    // its 96-bit mantissa, so this cannot fail; map the error anyway rather than panic.
+    let mut value = Decimal::from_str_exact(text).map_err(|e| format!("{text:?}: {e}"))?;
+    value.rescale(2);
+    Ok(value)
+}
+
+/// Accepts an integer amount (a GraphQL Int literal or JSON integer) as money.
+pub fn money_from_integer(value: i128) -> Result<Decimal, String> {
+    if value.unsigned_abs() >= 10u128.pow(MONEY_MAX_INTEGER_DIGITS as u32) {
+        return Err(format!(
+            "{value} has more than {MONEY_MAX_INTEGER_DIGITS} integer digits"
+        ));
+    }
+    let mut d = Decimal::from_i128_with_scale(value, 0);
+    d.rescale(2);
+    Ok(d)
+}
+
+/// Formats money with exactly two decimals, as the contract's wire form.
+pub fn format_money(value: Decimal) -> String {
+    let mut v = value;
+    v.rescale(2);
+    if v.is_zero() {
+        v.set_sign_positive(true);
+    }
+    v.to_string()
+}
+
+/// Checks that an amount is greater than zero.
+pub fn check_positive(value: Decimal) -> Result<Decimal, String> {
+    if value > Decimal::ZERO {
+        Ok(value)
+    } else {
+        Err(format!("must be greater than 0, got {}", format_money(value)))
+    }
+}
+
+/// Trims a name and checks it is 1..=255 characters (Unicode scalar values).
+pub fn parse_name(raw: &str) -> Result<String, String> {
+    let name = raw.trim();
+    if name.is_empty() {
+        return Err("must not be empty or blank".to_owned());
+    }
+    let chars = name.chars().count();
+    if chars > NAME_MAX_CHARS {
+        return Err(format!(
+            "must be at most {NAME_MAX_CHARS} characters, got {chars}"
+        ));
+    }
+    Ok(name.to_owned())
+}
+
+/// Trims and lower-cases an email and checks its syntax: `local@domain`, a dot inside the
+/// domain, no spaces, at most 320 characters.
+pub fn parse_email(raw: &str) -> Result<String, String> {
+    let email = raw.trim().to_lowercase();
+    let chars = email.chars().count();
+    if chars > EMAIL_MAX_CHARS {
+        return Err(format!(
+            "must be at most {EMAIL_MAX_CHARS} characters, got {chars}"
+        ));
+    }
+    let invalid = || Err(format!("{:?} is not a valid email address", raw.trim()));
+    if email.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return invalid();
+    }
+    let Some((local, domain)) = email.split_once('@') else {
+        return invalid();
+    };
+    if local.is_empty() || domain.contains('@') || !domain.contains('.') {
+        return invalid();
+    }
+    let label_ok = |label: &str| {
+        !label.is_empty()
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+            && label.chars().all(|c| c.is_alphanumeric() || c == '-')
+    };
+    if !domain.split('.').all(label_ok) {
+        return invalid();
+    }
+    Ok(email)
+}
+
+/// Checks a vintage year against 1900 ..= the current year + 5.
+pub fn check_vintage_year(year: i32, today: NaiveDate) -> Result<i32, String> {
+    let latest = today.year() + 5;
+    if (EARLIEST_YEAR..=latest).contains(&year) {
+        Ok(year)
+    } else {
+        Err(format!(
+            "must be between {EARLIEST_YEAR} and {latest}, got {year}"
+        ))
+    }
+}
+
+/// Checks an investment date: not before 1900-01-01, not more than one year after today.
+pub fn check_investment_date(date: NaiveDate, today: NaiveDate) -> Result<NaiveDate, String> {
+    let earliest = NaiveDate::from_ymd_opt(EARLIEST_YEAR, 1, 1).unwrap_or(NaiveDate::MIN);
+    // One year ahead; on 29 February that is 28 February (the last day that exists).
+    let latest = today
+        .with_year(today.year() + 1)
+        .or_else(|| NaiveDate::from_ymd_opt(today.year() + 1, 2, 28))
+        .unwrap_or(NaiveDate::MAX);
+    if date < earliest {
+        Err(format!("must not be before {earliest}, got {date}"))
+    } else if date > latest {
+        Err(format!(
+            "must not be more than one year after today ({latest}), got {date}"
+        ))
+    } else {
+        Ok(date)
+    }
+}
+
+/// Position of a status in the one-way lifecycle `Fundraising → Investing → Closed`.
+fn lifecycle_rank(status: FundStatus) -> u8 {
+    match status {
+        FundStatus::Fundraising => 0,
+        FundStatus::Investing => 1,
+        FundStatus::Closed => 2,
+    }
+}
+
+/// Whether a fund may move from `from` to `to`: forward, skipping ahead, or staying.
+pub fn status_transition_allowed(from: FundStatus, to: FundStatus) -> bool {
+    lifecycle_rank(to) >= lifecycle_rank(from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn day(y: i32, m: u32, d: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(y, m, d).unwrap_or(NaiveDate::MIN)
+    }
+
+    #[test]
+    fn money_text_is_parsed_exactly_and_formatted_with_two_decimals() {
+        let ok = |t: &str| parse_money(t).map(format_money);
+        assert_eq!(ok("0.3"), Ok("0.30".to_owned()));
+        assert_eq!(ok("1200"), Ok("1200.00".to_owned()));
+        assert_eq!(ok("1200.50"), Ok("1200.50".to_owned()));
+        assert_eq!(ok("-5"), Ok("-5.00".to_owned()));
+        assert_eq!(
+            ok("999999999999999999.99"),
+            Ok("999999999999999999.99".to_owned())
+        );
+        assert_eq!(ok("000000000000000000001.5"), Ok("1.50".to_owned()));
+    }
+
+    #[test]
+    fn money_text_outside_the_grammar_is_refused() {
+        for bad in [
+            "", "-", ".", "1.", ".5", "100.005", "1.500", "1e5", "+1", " 1", "1 ", "1,000",
+            "abc", "0x10", "NaN", "1000000000000000000", "--1", "1.2.3",
+        ] {
+            assert!(parse_money(bad).is_err(), "{bad:?} should be refused");
+        }
+    }
+
+    #[test]
+    fn integer_money_is_limited_to_eighteen_digits() {
+        assert!(money_from_integer(999_999_999_999_999_999).is_ok());
+        assert!(money_from_integer(1_000_000_000_000_000_000).is_err());
+        assert_eq!(money_from_integer(7).map(format_money), Ok("7.00".to_owned()));
+    }
+
+    #[test]
+    fn names_are_trimmed_and_limited_to_255_characters() {
+        assert_eq!(parse_name("  Fund  "), Ok("Fund".to_owned()));
+        assert!(parse_name("").is_err());
+        assert!(parse_name("   \t").is_err());
+        assert!(parse_name(&"é".repeat(255)).is_ok());
+        assert!(parse_name(&"é".repeat(256)).is_err());
+    }
+
+    #[test]
+    fn emails_are_trimmed_lower_cased_and_checked() {
+        assert_eq!(parse_email(" Jane.Doe@Example.COM "), Ok("jane.doe@example.com".to_owned()));
+        for bad in [
+            "", "jane", "jane@", "@example.com", "jane@example", "jane doe@example.com",
+            "jane@exa mple.com", "jane@@example.com", "jane@example..com", "jane@.example.com",
+            "jane@example.com.",
+        ] {
+            assert!(parse_email(bad).is_err(), "{bad:?} should be refused");
+        }
+        let long = format!("{}@example.com", "a".repeat(320 - 12));
+        assert!(parse_email(&long).is_ok());
+        let too_long = format!("{}@example.com", "a".repeat(321 - 12));
+        assert!(parse_email(&too_long).is_err());
+    }
+
+    #[test]
+    fn vintage_years_run_from_1900_to_five_years_ahead() {
+        let today = day(2026, 11, 25);
+        assert!(check_vintage_year(1899, today).is_err());
+        assert!(check_vintage_year(1900, today).is_ok());
+        assert!(check_vintage_year(2031, today).is_ok());
+        assert!(check_vintage_year(2032, today).is_err());
+    }
+
+    #[test]
+    fn investment_dates_run_from_1900_to_one_year_ahead() {
+        let today = day(2026, 11, 25);
+        assert!(check_investment_date(day(1899, 12, 31), today).is_err());
+        assert!(check_investment_date(day(1900, 1, 1), today).is_ok());
+        assert!(check_investment_date(day(2027, 11, 25), today).is_ok());
+        assert!(check_investment_date(day(2027, 11, 26), today).is_err());
+        let leap = day(2028, 2, 29);
+        assert!(check_investment_date(day(2029, 2, 28), leap).is_ok());
+        assert!(check_investment_date(day(2029, 3, 1), leap).is_err());
+    }
+
+    #[test]
+    fn the_fund_lifecycle_only_moves_forward() {
+        use FundStatus::*;
+        assert!(status_transition_allowed(Fundraising, Investing));
+        assert!(status_transition_allowed(Fundraising, Closed));
+        assert!(status_transition_allowed(Investing, Investing));
+        assert!(!status_transition_allowed(Closed, Investing));
+        assert!(!status_transition_allowed(Investing, Fundraising));
+    }
+}

@@ -1,0 +1,5 @@
+//! SeaORM entities for the three tables. Storage shapes only: no rules, no GraphQL.
+
+pub mod fund;
+pub mod investment;
+pub mod investor;

@@ -1,0 +1,325 @@
+//! One error type for the whole application, each variant answering with exactly one stable
+//! `extensions.code` from the contract.
+//!
+//! Services return [`AppError`]; the GraphQL layer turns it into a response error. Database and
+//! unexpected errors keep their cause for the log and answer clients with a generic message, so
+//! no SQL, constraint name or error chain ever reaches a client.
+
+use std::fmt;
+
+use sea_orm::{DbErr, RuntimeErr};
+
+/// The stable codes carried in `errors[].extensions.code`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorCode {
+    /// Invalid argument or input value (with `extensions.field`).
+    BadUserInput,
+    /// A mutation names a fund or investor that does not exist.
+    NotFound,
+    /// Duplicate investor email.
+    Conflict,
+    /// Investment into a closed fund.
+    FundClosed,
+    /// Fund status moved backwards.
+    InvalidStatusTransition,
+    /// The document does not parse.
+    GraphqlParseFailed,
+    /// The document does not validate against the schema.
+    GraphqlValidationFailed,
+    /// Over the depth, complexity or size limits.
+    QueryTooComplex,
+    /// A persisted-query hash the server does not know.
+    PersistedQueryNotFound,
+    /// The request is not a well-formed GraphQL-over-HTTP request.
+    BadRequest,
+    /// The request body is over the configured limit.
+    PayloadTooLarge,
+    /// A mutation was sent with GET.
+    MethodNotAllowed,
+    /// The request or one of its statements ran out of time.
+    RequestTimeout,
+    /// No or invalid credentials.
+    Unauthenticated,
+    /// The credentials do not allow this.
+    Forbidden,
+    /// The database cannot be reached or the pool is exhausted.
+    ServiceUnavailable,
+    /// Anything unexpected.
+    InternalServerError,
+}
+
+impl ErrorCode {
+    /// Every code, for documentation and tests.
+    pub const ALL: [ErrorCode; 17] = [
+        ErrorCode::BadUserInput,
+        ErrorCode::NotFound,
+        ErrorCode::Conflict,
+        ErrorCode::FundClosed,
+        ErrorCode::InvalidStatusTransition,
+        ErrorCode::GraphqlParseFailed,
+        ErrorCode::GraphqlValidationFailed,
+        ErrorCode::QueryTooComplex,
+        ErrorCode::PersistedQueryNotFound,
+        ErrorCode::BadRequest,
+        ErrorCode::PayloadTooLarge,
+        ErrorCode::MethodNotAllowed,
+        ErrorCode::RequestTimeout,
+        ErrorCode::Unauthenticated,
+        ErrorCode::Forbidden,
+        ErrorCode::ServiceUnavailable,
+        ErrorCode::InternalServerError,
+    ];
+
+    /// The wire form of the code.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::BadUserInput => "BAD_USER_INPUT",
+            ErrorCode::NotFound => "NOT_FOUND",
+            ErrorCode::Conflict => "CONFLICT",
+            ErrorCode::FundClosed => "FUND_CLOSED",
+            ErrorCode::InvalidStatusTransition => "INVALID_STATUS_TRANSITION",
+            ErrorCode::GraphqlParseFailed => "GRAPHQL_PARSE_FAILED",
+            ErrorCode::GraphqlValidationFailed => "GRAPHQL_VALIDATION_FAILED",
+            ErrorCode::QueryTooComplex => "QUERY_TOO_COMPLEX",
+            ErrorCode::PersistedQueryNotFound => "PERSISTED_QUERY_NOT_FOUND",
+            ErrorCode::BadRequest => "BAD_REQUEST",
+            ErrorCode::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
+            ErrorCode::MethodNotAllowed => "METHOD_NOT_ALLOWED",
+            ErrorCode::RequestTimeout => "REQUEST_TIMEOUT",
+            ErrorCode::Unauthenticated => "UNAUTHENTICATED",
+            ErrorCode::Forbidden => "FORBIDDEN",
+            ErrorCode::ServiceUnavailable => "SERVICE_UNAVAILABLE",
+            ErrorCode::InternalServerError => "INTERNAL_SERVER_ERROR",
+        }
+    }
+
+    /// Parses the wire form back (used when reading codes off responses).
+    pub fn from_code(code: &str) -> Option<ErrorCode> {
+        ErrorCode::ALL.into_iter().find(|c| c.as_str() == code)
+    }
+
+    /// Whether this code means the request failed before execution started.
+    pub fn is_request_error(self) -> bool {
+        matches!(
+            self,
+            ErrorCode::GraphqlParseFailed
+                | ErrorCode::GraphqlValidationFailed
+                | ErrorCode::QueryTooComplex
+                | ErrorCode::PersistedQueryNotFound
+                | ErrorCode::BadRequest
+                | ErrorCode::PayloadTooLarge
+                | ErrorCode::MethodNotAllowed
+        )
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The message clients see for anything unexpected; details go to the log only.
+pub const INTERNAL_MESSAGE: &str = "Internal server error. The request id identifies it in the log.";
+
+/// Every way an operation can fail.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// An argument or input field is invalid.
+    #[error("{field}: {message}")]
+    BadUserInput {
+        /// Dot path of argument and input-field names, e.g. `input.vintageYear`.
+        field: String,
+        /// What is wrong, for humans.
+        message: String,
+    },
+    /// A referenced fund or investor does not exist.
+    #[error("{entity} {id} does not exist")]
+    NotFound {
+        /// `fund` or `investor`.
+        entity: &'static str,
+        /// The id that was not found.
+        id: uuid::Uuid,
+        /// The input field that named it.
+        field: &'static str,
+    },
+    /// A unique rule was broken (duplicate investor email).
+    #[error("{message}")]
+    Conflict {
+        /// The input field whose value is taken.
+        field: &'static str,
+        /// What is taken, for humans.
+        message: String,
+    },
+    /// An investment into a closed fund.
+    #[error("fund {fund_id} is closed and accepts no new investments")]
+    FundClosed {
+        /// The closed fund.
+        fund_id: uuid::Uuid,
+    },
+    /// A fund's status may only move forward.
+    #[error("a fund's status cannot move from {from} back to {to}")]
+    InvalidStatusTransition {
+        /// Current status (GraphQL name).
+        from: &'static str,
+        /// Requested status (GraphQL name).
+        to: &'static str,
+    },
+    /// A statement ran over the database's statement timeout, or the request over its deadline.
+    #[error("the request took too long and was cancelled")]
+    Timeout,
+    /// The database cannot be reached or the pool is exhausted; nothing was committed.
+    #[error("the database is unavailable; retry later")]
+    ServiceUnavailable(#[source] Option<DbErr>),
+    /// A commit whose outcome is unknown (the connection broke during COMMIT).
+    #[error("commit outcome unknown")]
+    CommitOutcomeUnknown(#[source] DbErr),
+    /// Anything else from the database.
+    #[error("database error")]
+    Database(#[source] DbErr),
+    /// Anything else.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl AppError {
+    /// A `BAD_USER_INPUT` error for `field`.
+    pub fn bad_input(field: impl Into<String>, message: impl Into<String>) -> Self {
+        AppError::BadUserInput {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    /// The contract code of this error.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            AppError::BadUserInput { .. } => ErrorCode::BadUserInput,
+            AppError::NotFound { .. } => ErrorCode::NotFound,
+            AppError::Conflict { .. } => ErrorCode::Conflict,
+            AppError::FundClosed { .. } => ErrorCode::FundClosed,
+            AppError::InvalidStatusTransition { .. } => ErrorCode::InvalidStatusTransition,
+            AppError::Timeout => ErrorCode::RequestTimeout,
+            AppError::ServiceUnavailable(_) => ErrorCode::ServiceUnavailable,
+            AppError::CommitOutcomeUnknown(_) | AppError::Database(_) | AppError::Internal(_) => {
+                ErrorCode::InternalServerError
+            }
+        }
+    }
+
+    /// The input field this error is about, when there is one.
+    pub fn field(&self) -> Option<&str> {
+        match self {
+            AppError::BadUserInput { field, .. } => Some(field),
+            AppError::NotFound { field, .. } | AppError::Conflict { field, .. } => Some(field),
+            _ => None,
+        }
+    }
+
+    /// Whether the cause must stay in the log (clients get [`INTERNAL_MESSAGE`]).
+    pub fn is_internal(&self) -> bool {
+        self.code() == ErrorCode::InternalServerError
+    }
+
+    /// The message clients see.
+    pub fn public_message(&self) -> String {
+        if self.is_internal() {
+            INTERNAL_MESSAGE.to_owned()
+        } else {
+            self.to_string()
+        }
+    }
+
+    /// Classifies an error from a statement that certainly did not commit anything:
+    /// unreachable database → `SERVICE_UNAVAILABLE`, statement timeout → `REQUEST_TIMEOUT`,
+    /// anything else → internal.
+    pub fn from_db(err: DbErr) -> Self {
+        match classify_db_error(&err) {
+            DbErrorClass::Unavailable => AppError::ServiceUnavailable(Some(err)),
+            DbErrorClass::Timeout => AppError::Timeout,
+            DbErrorClass::Other => AppError::Database(err),
+        }
+    }
+}
+
+impl From<DbErr> for AppError {
+    fn from(err: DbErr) -> Self {
+        AppError::from_db(err)
+    }
+}
+
+/// What a database error means for the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DbErrorClass {
+    /// The database cannot be reached, refused the connection, or the pool is exhausted.
+    Unavailable,
+    /// The statement was cancelled by `statement_timeout`.
+    Timeout,
+    /// Anything else (constraint violations are handled by the services before this).
+    Other,
+}
+
+/// SQLSTATEs that mean "the server is going away or cannot take us now".
+fn sqlstate_is_unavailable(code: &str) -> bool {
+    code.starts_with("08") // connection exception
+        || matches!(
+            code,
+            "57P01" // admin_shutdown
+                | "57P02" // crash_shutdown
+                | "57P03" // cannot_connect_now
+                | "53300" // too_many_connections
+                | "53000" // insufficient_resources
+        )
+}
+
+/// Classifies a database error by its cause, not its message.
+pub fn classify_db_error(err: &DbErr) -> DbErrorClass {
+    use sea_orm::sqlx;
+    match err {
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => DbErrorClass::Unavailable,
+        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => {
+            match e.as_ref() {
+                sqlx::Error::Io(_)
+                | sqlx::Error::Tls(_)
+                | sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::WorkerCrashed
+                | sqlx::Error::Protocol(_) => DbErrorClass::Unavailable,
+                sqlx::Error::Database(db) => match db.code() {
+                    Some(code) if code == "57014" => DbErrorClass::Timeout,
+                    Some(code) if sqlstate_is_unavailable(&code) => DbErrorClass::Unavailable,
+                    _ => DbErrorClass::Other,
+                },
+                _ => DbErrorClass::Other,
+            }
+        }
+        _ => DbErrorClass::Other,
+    }
+}
+
+/// The SQLSTATE and constraint name of a database-reported error, when it is one.
+fn database_error(err: &DbErr) -> Option<(String, Option<String>)> {
+    use sea_orm::sqlx;
+    match err {
+        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => {
+            match e.as_ref() {
+                sqlx::Error::Database(db) => Some((
+                    db.code().map(|c| c.into_owned()).unwrap_or_default(),
+                    db.constraint().map(str::to_owned),
+                )),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
+/// Whether `err` is a unique violation (SQLSTATE 23505) of the named index.
+pub fn is_unique_violation(err: &DbErr, index: &str) -> bool {
+    matches!(database_error(err), Some((code, Some(c))) if code == "23505" && c == index)
+}
+
+/// Whether `err` is a foreign-key violation (SQLSTATE 23503) of the named constraint.
+pub fn is_foreign_key_violation(err: &DbErr, constraint: &str) -> bool {
+    matches!(database_error(err), Some((code, Some(c))) if code == "23503" && c == constraint)
+}

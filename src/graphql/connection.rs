@@ -1,0 +1,264 @@
+//! Relay cursor connections: `edges`, `nodes`, `pageInfo` and a `totalCount` computed only
+//! when selected.
+
+use async_graphql::{Context, Object, OutputType, SimpleObject};
+use uuid::Uuid;
+
+use super::{
+    context::{db, loader},
+    cursor::CursorError,
+    fund::Fund,
+    investment::Investment,
+    investor::Investor,
+    loader::CountKey,
+};
+use crate::{
+    error::AppError,
+    service::{
+        self,
+        fund::FundFilter,
+        investment::{Aggregate, Parent},
+        investor::InvestorFilter,
+        page::{Direction, Page, PageWindow},
+    },
+};
+
+/// Page size when neither `first` nor `last` is given.
+pub const DEFAULT_PAGE_SIZE: u32 = 20;
+
+/// Relay page information.
+#[derive(Debug, Clone, Default, SimpleObject)]
+pub struct PageInfo {
+    /// Whether rows follow this page. Paging backward, true when `before` was given.
+    pub has_next_page: bool,
+    /// Whether rows precede this page. Paging forward, true when `after` was given.
+    pub has_previous_page: bool,
+    /// Cursor of the first edge; null when the page is empty.
+    pub start_cursor: Option<String>,
+    /// Cursor of the last edge; null when the page is empty.
+    pub end_cursor: Option<String>,
+}
+
+/// Where `totalCount` comes from when it is selected.
+#[derive(Debug, Clone)]
+pub enum TotalCount {
+    /// Funds matching a filter.
+    Funds(FundFilter),
+    /// Investors matching a filter.
+    Investors(InvestorFilter),
+    /// A parent's investments (batched across parents).
+    Investments(Parent, Uuid),
+}
+
+/// An edge: a node and its cursor.
+#[derive(Debug, Clone)]
+pub struct Edge<N> {
+    cursor: String,
+    node: N,
+}
+
+#[Object(
+    concrete(name = "FundEdge", params(Fund)),
+    concrete(name = "InvestorEdge", params(Investor)),
+    concrete(name = "InvestmentEdge", params(Investment))
+)]
+impl<N: OutputType + Clone> Edge<N> {
+    /// Opaque position of this node; pass it as `after` or `before` to page from here.
+    async fn cursor(&self) -> &str {
+        &self.cursor
+    }
+
+    /// The node.
+    async fn node(&self) -> &N {
+        &self.node
+    }
+}
+
+/// One page of a list.
+#[derive(Debug, Clone)]
+pub struct Connection<N> {
+    edges: Vec<Edge<N>>,
+    page_info: PageInfo,
+    total: TotalCount,
+}
+
+impl<N: Clone> Connection<N> {
+    /// Builds a connection from a page, with `cursor` giving each row's cursor.
+    pub fn new<T>(page: Page<T>, total: TotalCount, cursor: impl Fn(&T) -> String, node: impl Fn(T) -> N) -> Self {
+        let edges: Vec<Edge<N>> = page
+            .items
+            .into_iter()
+            .map(|row| Edge {
+                cursor: cursor(&row),
+                node: node(row),
+            })
+            .collect();
+        let page_info = PageInfo {
+            has_next_page: page.has_next_page,
+            has_previous_page: page.has_previous_page,
+            start_cursor: edges.first().map(|e| e.cursor.clone()),
+            end_cursor: edges.last().map(|e| e.cursor.clone()),
+        };
+        Connection {
+            edges,
+            page_info,
+            total,
+        }
+    }
+}
+
+#[Object(
+    concrete(name = "FundConnection", params(Fund)),
+    concrete(name = "InvestorConnection", params(Investor)),
+    concrete(name = "InvestmentConnection", params(Investment))
+)]
+impl<N: OutputType + Clone> Connection<N>
+where
+    Edge<N>: OutputType,
+{
+    /// The page's edges (node with cursor).
+    async fn edges(&self) -> &[Edge<N>] {
+        &self.edges
+    }
+
+    /// The page's nodes, without cursors.
+    async fn nodes(&self) -> Vec<N> {
+        self.edges.iter().map(|e| e.node.clone()).collect()
+    }
+
+    /// Paging state of this page.
+    async fn page_info(&self) -> &PageInfo {
+        &self.page_info
+    }
+
+    /// Number of rows matching the filter, ignoring paging. Computed only when selected.
+    async fn total_count(&self, ctx: &Context<'_>) -> async_graphql::Result<i32> {
+        let count: i64 = match &self.total {
+            TotalCount::Funds(filter) => {
+                service::fund::count_funds(&db(ctx)?.conn, filter).await? as i64
+            }
+            TotalCount::Investors(filter) => {
+                service::investor::count_investors(&db(ctx)?.conn, filter).await? as i64
+            }
+            TotalCount::Investments(parent, id) => loader(ctx)?
+                .load_one(CountKey {
+                    parent: *parent,
+                    aggregate: Aggregate::Count,
+                    id: *id,
+                })
+                .await?
+                .unwrap_or(0),
+        };
+        Ok(i32::try_from(count).unwrap_or(i32::MAX))
+    }
+}
+
+/// The Relay arguments of a connection field.
+#[derive(Debug, Clone, Default)]
+pub struct PageArgs {
+    /// Rows from the start.
+    pub first: Option<i32>,
+    /// Start after this cursor.
+    pub after: Option<String>,
+    /// Rows from the end.
+    pub last: Option<i32>,
+    /// End before this cursor.
+    pub before: Option<String>,
+}
+
+impl PageArgs {
+    /// Checks the arguments against the contract and decodes the cursors.
+    pub fn window<K>(
+        &self,
+        max_page_size: u32,
+        decode: impl Fn(&str) -> Result<K, CursorError>,
+    ) -> Result<PageWindow<K>, AppError> {
+        let size = |field: &str, value: i32| {
+            u32::try_from(value)
+                .ok()
+                .filter(|v| *v <= max_page_size)
+                .ok_or_else(|| {
+                    AppError::bad_input(
+                        field,
+                        format!("must be between 0 and {max_page_size}, got {value}"),
+                    )
+                })
+        };
+        let (direction, limit) = match (self.first, self.last) {
+            (Some(_), Some(_)) => {
+                return Err(AppError::bad_input(
+                    "last",
+                    "give either first or last, not both",
+                ));
+            }
+            (Some(first), None) => (Direction::Forward, size("first", first)?),
+            (None, Some(last)) => (Direction::Backward, size("last", last)?),
+            (None, None) => (Direction::Forward, DEFAULT_PAGE_SIZE.min(max_page_size)),
+        };
+        let cursor = |field: &str, value: &Option<String>| {
+            value
+                .as_deref()
+                .map(|c| decode(c).map_err(|e| AppError::bad_input(field, e.message())))
+                .transpose()
+        };
+        Ok(PageWindow {
+            direction,
+            limit,
+            after: cursor("after", &self.after)?,
+            before: cursor("before", &self.before)?,
+        })
+    }
+}
+
+/// Complexity of a connection field: its page size times the cost of what is selected in it,
+/// so a fan-out of 100 × 100 × … is refused before it runs.
+pub fn connection_complexity(first: Option<i32>, last: Option<i32>, child: usize) -> usize {
+    let size = first
+        .or(last)
+        .map(|n| usize::try_from(n).unwrap_or(0))
+        .unwrap_or(DEFAULT_PAGE_SIZE as usize);
+    1usize.saturating_add(size.max(1).saturating_mul(child))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(first: Option<i32>, last: Option<i32>) -> PageArgs {
+        PageArgs {
+            first,
+            last,
+            ..PageArgs::default()
+        }
+    }
+
+    fn no_cursor(_: &str) -> Result<(), CursorError> {
+        Err(CursorError::Malformed)
+    }
+
+    fn field_of(r: Result<PageWindow<()>, AppError>) -> Option<String> {
+        r.err().and_then(|e| e.field().map(str::to_owned))
+    }
+
+    #[test]
+    fn page_sizes_run_from_zero_to_the_maximum() {
+        assert!(args(Some(0), None).window(100, no_cursor).is_ok());
+        assert!(args(Some(100), None).window(100, no_cursor).is_ok());
+        assert_eq!(field_of(args(Some(101), None).window(100, no_cursor)), Some("first".into()));
+        assert_eq!(field_of(args(None, Some(-1)).window(100, no_cursor)), Some("last".into()));
+        assert_eq!(field_of(args(Some(1), Some(1)).window(100, no_cursor)), Some("last".into()));
+    }
+
+    #[test]
+    fn no_size_means_the_first_twenty() {
+        let w = args(None, None).window(100, no_cursor).ok();
+        assert_eq!(w.map(|w| (w.direction, w.limit)), Some((Direction::Forward, 20)));
+    }
+
+    #[test]
+    fn complexity_multiplies_by_the_page_size() {
+        assert_eq!(connection_complexity(Some(10), None, 5), 51);
+        assert_eq!(connection_complexity(None, Some(0), 5), 6);
+        assert_eq!(connection_complexity(None, None, 1), 21);
+    }
+}

@@ -1,0 +1,272 @@
+//! `Fund`, its status enum, filter and mutation inputs.
+
+use async_graphql::{Context, Enum, InputObject, MaybeUndefined, Object};
+use chrono::Utc;
+
+use super::{
+    connection::{Connection, PageArgs, TotalCount, connection_complexity},
+    context::{db, limits, loader},
+    cursor,
+    investment::Investment,
+    loader::{CountKey, PageKey, TotalKey},
+    scalars::{DateTime, Id, Money},
+};
+use crate::{
+    domain,
+    entity::fund::{self, FundStatus},
+    error::AppError,
+    service::{
+        self,
+        fund::{FundChanges, FundFilter as ServiceFundFilter, NewFund},
+        investment::{Aggregate, PageQuery, Parent},
+    },
+};
+
+/// A fund's lifecycle stage. It only moves forward: FUNDRAISING → INVESTING → CLOSED.
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+#[graphql(name = "FundStatus")]
+pub enum GqlFundStatus {
+    /// Raising capital.
+    Fundraising,
+    /// Deploying capital; still accepts investments.
+    Investing,
+    /// Closed: accepts no new investments.
+    Closed,
+}
+
+impl From<FundStatus> for GqlFundStatus {
+    fn from(s: FundStatus) -> Self {
+        match s {
+            FundStatus::Fundraising => GqlFundStatus::Fundraising,
+            FundStatus::Investing => GqlFundStatus::Investing,
+            FundStatus::Closed => GqlFundStatus::Closed,
+        }
+    }
+}
+
+impl From<GqlFundStatus> for FundStatus {
+    fn from(s: GqlFundStatus) -> Self {
+        match s {
+            GqlFundStatus::Fundraising => FundStatus::Fundraising,
+            GqlFundStatus::Investing => FundStatus::Investing,
+            GqlFundStatus::Closed => FundStatus::Closed,
+        }
+    }
+}
+
+/// A private-markets fund.
+#[derive(Debug, Clone)]
+pub struct Fund(pub fund::Model);
+
+#[Object]
+impl Fund {
+    /// The fund's id (UUIDv7).
+    async fn id(&self) -> Id {
+        Id(self.0.id)
+    }
+
+    /// Display name.
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+
+    /// Year the fund was established.
+    async fn vintage_year(&self) -> i32 {
+        self.0.vintage_year
+    }
+
+    /// Target size in USD.
+    async fn target_size_usd(&self) -> Money {
+        Money(self.0.target_size_usd)
+    }
+
+    /// Lifecycle stage.
+    async fn status(&self) -> GqlFundStatus {
+        self.0.status.into()
+    }
+
+    /// When the fund was created; never changes.
+    async fn created_at(&self) -> DateTime {
+        DateTime(self.0.created_at)
+    }
+
+    /// When the fund was last changed.
+    async fn updated_at(&self) -> DateTime {
+        DateTime(self.0.updated_at)
+    }
+
+    /// Newest investment_date first; ties broken by id, newest first.
+    #[graphql(complexity = "connection_complexity(first, last, child_complexity)")]
+    async fn investments(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Page size from the start (0..=100; default 20).")] first: Option<i32>,
+        #[graphql(desc = "Start after this cursor.")] after: Option<String>,
+        #[graphql(desc = "Page size from the end (0..=100).")] last: Option<i32>,
+        #[graphql(desc = "End before this cursor.")] before: Option<String>,
+    ) -> async_graphql::Result<Connection<Investment>> {
+        investments_of(ctx, Parent::Fund, self.0.id, PageArgs { first, after, last, before }).await
+    }
+
+    /// Exact sum of amountUsd over all of this fund's investments ("0.00" when none).
+    async fn total_committed_usd(&self, ctx: &Context<'_>) -> async_graphql::Result<Money> {
+        total_committed(ctx, Parent::Fund, self.0.id).await
+    }
+
+    /// Number of distinct investors with at least one investment in this fund.
+    async fn investor_count(&self, ctx: &Context<'_>) -> async_graphql::Result<i32> {
+        let n = loader(ctx)?
+            .load_one(CountKey {
+                parent: Parent::Fund,
+                aggregate: Aggregate::DistinctInvestors,
+                id: self.0.id,
+            })
+            .await?
+            .unwrap_or(0);
+        Ok(i32::try_from(n).unwrap_or(i32::MAX))
+    }
+}
+
+/// A parent's investments page, through the batched loader.
+pub(super) async fn investments_of(
+    ctx: &Context<'_>,
+    parent: Parent,
+    parent_id: uuid::Uuid,
+    args: PageArgs,
+) -> async_graphql::Result<Connection<Investment>> {
+    let window = args.window(limits(ctx)?.max_page_size, |c| {
+        cursor::decode_investment(c, parent, parent_id)
+    })?;
+    let key = PageKey {
+        parent,
+        query: PageQuery { parent_id, window },
+    };
+    let page = loader(ctx)?.load_one(key).await?.unwrap_or_default();
+    Ok(Connection::new(
+        page,
+        TotalCount::Investments(parent, parent_id),
+        |i| cursor::investment_cursor(parent, parent_id, (i.investment_date, i.id)),
+        Investment,
+    ))
+}
+
+/// A parent's exact committed total, through the batched loader.
+pub(super) async fn total_committed(
+    ctx: &Context<'_>,
+    parent: Parent,
+    id: uuid::Uuid,
+) -> async_graphql::Result<Money> {
+    let total = loader(ctx)?.load_one(TotalKey { parent, id }).await?;
+    Ok(Money(total.unwrap_or_default()))
+}
+
+/// Which funds `funds` lists. Filters combine with AND.
+#[derive(Debug, Clone, Default, InputObject)]
+pub struct FundFilter {
+    /// Only funds with this status.
+    pub status: Option<GqlFundStatus>,
+    /// Only funds of this vintage year.
+    pub vintage_year: Option<i32>,
+    /// Only funds whose name contains this text, case-insensitively; `%` and `_` are literal.
+    pub name_contains: Option<String>,
+}
+
+impl From<FundFilter> for ServiceFundFilter {
+    fn from(f: FundFilter) -> Self {
+        ServiceFundFilter {
+            status: f.status.map(Into::into),
+            vintage_year: f.vintage_year,
+            name_contains: f.name_contains,
+        }
+    }
+}
+
+/// A new fund.
+#[derive(Debug, Clone, InputObject)]
+pub struct CreateFundInput {
+    /// Display name; trimmed, 1..=255 characters.
+    pub name: String,
+    /// Year the fund was established: 1900 ..= current year + 5.
+    pub vintage_year: i32,
+    /// Target size in USD, greater than 0.
+    pub target_size_usd: Money,
+    /// Initial status.
+    #[graphql(default_with = "Some(GqlFundStatus::Fundraising)")]
+    pub status: Option<GqlFundStatus>,
+}
+
+impl CreateFundInput {
+    /// Checks every field (the contract's rules) into a service command.
+    pub fn validate(self) -> Result<NewFund, AppError> {
+        let today = Utc::now().date_naive();
+        Ok(NewFund {
+            name: domain::parse_name(&self.name).map_err(|m| AppError::bad_input("input.name", m))?,
+            vintage_year: domain::check_vintage_year(self.vintage_year, today)
+                .map_err(|m| AppError::bad_input("input.vintageYear", m))?,
+            target_size_usd: domain::check_positive(self.target_size_usd.0)
+                .map_err(|m| AppError::bad_input("input.targetSizeUsd", m))?,
+            status: self.status.unwrap_or(GqlFundStatus::Fundraising).into(),
+        })
+    }
+}
+
+/// Partial update: absent fields keep their value. Mirrors PUT /funds with the id in the body.
+#[derive(Debug, Clone, InputObject)]
+pub struct UpdateFundInput {
+    /// The fund to change.
+    pub id: Id,
+    /// New display name; trimmed, 1..=255 characters.
+    pub name: MaybeUndefined<String>,
+    /// New vintage year: 1900 ..= current year + 5.
+    pub vintage_year: MaybeUndefined<i32>,
+    /// New target size in USD, greater than 0.
+    pub target_size_usd: MaybeUndefined<Money>,
+    /// New status; it may only move forward.
+    pub status: MaybeUndefined<GqlFundStatus>,
+}
+
+/// An absent field keeps its value; an explicit null is refused.
+fn present<T>(value: MaybeUndefined<T>, field: &str) -> Result<Option<T>, AppError> {
+    match value {
+        MaybeUndefined::Undefined => Ok(None),
+        MaybeUndefined::Null => Err(AppError::bad_input(
+            field,
+            "must not be null; leave the field out to keep its value",
+        )),
+        MaybeUndefined::Value(v) => Ok(Some(v)),
+    }
+}
+
+impl UpdateFundInput {
+    /// Checks every given field into a service command.
+    pub fn validate(self) -> Result<FundChanges, AppError> {
+        let today = Utc::now().date_naive();
+        let name = present(self.name, "input.name")?
+            .map(|n| domain::parse_name(&n).map_err(|m| AppError::bad_input("input.name", m)))
+            .transpose()?;
+        let vintage_year = present(self.vintage_year, "input.vintageYear")?
+            .map(|y| {
+                domain::check_vintage_year(y, today)
+                    .map_err(|m| AppError::bad_input("input.vintageYear", m))
+            })
+            .transpose()?;
+        let target_size_usd = present(self.target_size_usd, "input.targetSizeUsd")?
+            .map(|m| {
+                domain::check_positive(m.0).map_err(|e| AppError::bad_input("input.targetSizeUsd", e))
+            })
+            .transpose()?;
+        let status = present(self.status, "input.status")?.map(Into::into);
+        Ok(FundChanges {
+            id: self.id.0,
+            name,
+            vintage_year,
+            target_size_usd,
+            status,
+        })
+    }
+}
+
+/// Loads one fund for `Query.fund`.
+pub(super) async fn fund_by_id(ctx: &Context<'_>, id: Id) -> async_graphql::Result<Option<Fund>> {
+    Ok(service::fund::find_fund(&db(ctx)?.conn, id.0).await?.map(Fund))
+}

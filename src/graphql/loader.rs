@@ -1,0 +1,159 @@
+//! Batched loading. One [`DbLoader`] serves every relation of a request; each key type is one
+//! relation, and each batch of keys costs one SQL statement (per distinct page shape for
+//! nested pages, which is one in practice).
+
+use std::{collections::HashMap, sync::Arc, time::Duration};
+
+use async_graphql::dataloader::{DataLoader, Loader};
+use rust_decimal::Decimal;
+use uuid::Uuid;
+
+use crate::{
+    db::Db,
+    entity::{fund, investor},
+    error::AppError,
+    service::{
+        self,
+        investment::{Aggregate, PageQuery, Parent},
+        page::Page,
+    },
+};
+
+/// The per-request loader (a fresh one per request, so nothing is cached across requests).
+pub type Loaders = DataLoader<DbLoader>;
+
+/// Errors are shared between all the fields waiting on one batch.
+pub type LoadError = Arc<AppError>;
+
+/// Creates the loader of one request.
+pub fn new_loaders(db: Db, delay: Duration) -> Loaders {
+    DataLoader::new(DbLoader { db }, tokio::spawn).delay(delay)
+}
+
+/// Loads from PostgreSQL in batches.
+#[derive(Debug, Clone)]
+pub struct DbLoader {
+    db: Db,
+}
+
+/// `Investment.fund`: a fund by id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FundKey(pub Uuid);
+
+/// `Investment.investor`: an investor by id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct InvestorKey(pub Uuid);
+
+/// `Fund.investments` / `Investor.investments`: one parent's page, the page arguments included.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PageKey {
+    /// Fund or investor.
+    pub parent: Parent,
+    /// Parent id and window.
+    pub query: PageQuery,
+}
+
+/// `totalCount` of a nested connection and `Fund.investorCount`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CountKey {
+    /// Fund or investor.
+    pub parent: Parent,
+    /// What to count.
+    pub aggregate: Aggregate,
+    /// Parent id.
+    pub id: Uuid,
+}
+
+/// `Fund.totalCommittedUsd` / `Investor.totalCommittedUsd`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TotalKey {
+    /// Fund or investor.
+    pub parent: Parent,
+    /// Parent id.
+    pub id: Uuid,
+}
+
+/// Groups keys by a part of them, so each group is one statement.
+fn group_by<K: Clone, G: std::hash::Hash + Eq>(keys: &[K], group: impl Fn(&K) -> G) -> HashMap<G, Vec<K>> {
+    let mut groups: HashMap<G, Vec<K>> = HashMap::new();
+    for key in keys {
+        groups.entry(group(key)).or_default().push(key.clone());
+    }
+    groups
+}
+
+impl Loader<FundKey> for DbLoader {
+    type Value = fund::Model;
+    type Error = LoadError;
+
+    async fn load(&self, keys: &[FundKey]) -> Result<HashMap<FundKey, fund::Model>, LoadError> {
+        let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
+        let found = service::fund::funds_by_ids(&self.db.conn, &ids).await?;
+        Ok(found.into_iter().map(|(id, f)| (FundKey(id), f)).collect())
+    }
+}
+
+impl Loader<InvestorKey> for DbLoader {
+    type Value = investor::Model;
+    type Error = LoadError;
+
+    async fn load(&self, keys: &[InvestorKey]) -> Result<HashMap<InvestorKey, investor::Model>, LoadError> {
+        let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
+        let found = service::investor::investors_by_ids(&self.db.conn, &ids).await?;
+        Ok(found.into_iter().map(|(id, i)| (InvestorKey(id), i)).collect())
+    }
+}
+
+impl Loader<PageKey> for DbLoader {
+    type Value = Page<crate::entity::investment::Model>;
+    type Error = LoadError;
+
+    async fn load(&self, keys: &[PageKey]) -> Result<HashMap<PageKey, Self::Value>, LoadError> {
+        let mut out = HashMap::with_capacity(keys.len());
+        for (parent, group) in group_by(keys, |k| k.parent) {
+            let queries: Vec<PageQuery> = group.iter().map(|k| k.query.clone()).collect();
+            let pages = service::investment::investment_pages(&self.db.conn, parent, &queries).await?;
+            out.extend(group.into_iter().zip(pages));
+        }
+        Ok(out)
+    }
+}
+
+impl Loader<CountKey> for DbLoader {
+    type Value = i64;
+    type Error = LoadError;
+
+    async fn load(&self, keys: &[CountKey]) -> Result<HashMap<CountKey, i64>, LoadError> {
+        let mut out = HashMap::with_capacity(keys.len());
+        for ((parent, aggregate), group) in group_by(keys, |k| (k.parent, k.aggregate)) {
+            let ids: Vec<Uuid> = group.iter().map(|k| k.id).collect();
+            let counts = service::investment::count_by_parent(&self.db.conn, parent, aggregate, &ids).await?;
+            out.extend(counts.into_iter().map(|(id, n)| {
+                (
+                    CountKey {
+                        parent,
+                        aggregate,
+                        id,
+                    },
+                    n,
+                )
+            }));
+        }
+        Ok(out)
+    }
+}
+
+impl Loader<TotalKey> for DbLoader {
+    type Value = Decimal;
+    type Error = LoadError;
+
+    async fn load(&self, keys: &[TotalKey]) -> Result<HashMap<TotalKey, Decimal>, LoadError> {
+        let mut out = HashMap::with_capacity(keys.len());
+        for (parent, group) in group_by(keys, |k| k.parent) {
+            let ids: Vec<Uuid> = group.iter().map(|k| k.id).collect();
+            let totals = service::investment::total_committed_by_parent(&self.db.conn, parent, &ids).await?;
+            out.extend(totals.into_iter().map(|(id, t)| (TotalKey { parent, id }, t)));
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,55 @@
+//! The GraphQL API: schema, roots, object types, inputs, scalars, loaders and the pipeline
+//! extension that gives every error a contract code.
+
+pub mod connection;
+pub mod context;
+pub mod cursor;
+pub mod document;
+pub mod extension;
+pub mod fund;
+pub mod investment;
+pub mod investor;
+pub mod loader;
+pub mod mutation;
+pub mod query;
+pub mod scalars;
+
+use async_graphql::{EmptySubscription, SDLExportOptions, Schema, SchemaBuilder};
+
+use crate::{config::Config, db::Db};
+
+pub use extension::ExecState;
+pub use mutation::MutationRoot;
+pub use query::QueryRoot;
+
+/// The application's schema type.
+pub type AppSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
+
+fn builder() -> SchemaBuilder<QueryRoot, MutationRoot, EmptySubscription> {
+    Schema::build(QueryRoot, MutationRoot, EmptySubscription)
+}
+
+/// Builds the schema served to clients, with the database and limits as schema data.
+pub fn build_schema(db: Db, config: &Config) -> AppSchema {
+    let mut b = builder()
+        .data(db)
+        .data(config.limits.clone())
+        .extension(extension::ApiExtension::new(&config.limits))
+        // Depth is enforced by the extension with a coded error; this only stops pathological
+        // nesting before the validator walks it.
+        .limit_recursive_depth(config.limits.max_depth.saturating_mul(4).max(32));
+    if !config.introspection {
+        b = b.disable_introspection();
+    }
+    b.finish()
+}
+
+/// The schema's SDL, sorted so that it only changes when the schema does. Needs no database.
+pub fn sdl() -> String {
+    builder().finish().sdl_with_options(
+        SDLExportOptions::new()
+            .sorted_fields()
+            .sorted_arguments()
+            .sorted_enum_items(),
+    )
+}

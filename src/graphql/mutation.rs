@@ -1,0 +1,50 @@
+//! The mutation root: each field validates its input, then calls one service function that
+//! owns its transaction.
+
+use async_graphql::{Context, Object};
+
+use super::{
+    context::{actor, db},
+    fund::{CreateFundInput, Fund, UpdateFundInput},
+    investment::{CreateInvestmentInput, Investment},
+    investor::{CreateInvestorInput, Investor},
+};
+use crate::service;
+
+/// Write operations.
+#[derive(Debug, Default)]
+pub struct MutationRoot;
+
+#[Object]
+impl MutationRoot {
+    /// Creates a fund.
+    async fn create_fund(&self, ctx: &Context<'_>, input: CreateFundInput) -> async_graphql::Result<Fund> {
+        let new = input.validate()?;
+        Ok(Fund(service::fund::create_fund(&db(ctx)?.conn, actor(ctx)?, new).await?))
+    }
+
+    /// Changes the given fields of a fund; absent fields keep their value. The status may
+    /// only move forward (FUNDRAISING → INVESTING → CLOSED).
+    async fn update_fund(&self, ctx: &Context<'_>, input: UpdateFundInput) -> async_graphql::Result<Fund> {
+        let changes = input.validate()?;
+        Ok(Fund(service::fund::update_fund(&db(ctx)?.conn, actor(ctx)?, changes).await?))
+    }
+
+    /// Creates an investor; the email must not be taken (case-insensitively).
+    async fn create_investor(&self, ctx: &Context<'_>, input: CreateInvestorInput) -> async_graphql::Result<Investor> {
+        let new = input.validate()?;
+        Ok(Investor(service::investor::create_investor(&db(ctx)?.conn, actor(ctx)?, new).await?))
+    }
+
+    /// Records an investment of an existing investor into an existing fund that is not CLOSED.
+    async fn create_investment(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateInvestmentInput,
+    ) -> async_graphql::Result<Investment> {
+        let new = input.validate()?;
+        Ok(Investment(
+            service::investment::create_investment(&db(ctx)?.conn, actor(ctx)?, new).await?,
+        ))
+    }
+}

@@ -1,0 +1,86 @@
+//! The query root.
+
+use async_graphql::{Context, Object};
+
+use super::{
+    connection::{Connection, PageArgs, TotalCount, connection_complexity},
+    context::{db, limits},
+    cursor::{self, Scope},
+    fund::{Fund, FundFilter, fund_by_id},
+    investment::Investment,
+    investor::{Investor, InvestorFilter},
+    scalars::Id,
+};
+use crate::service;
+
+/// Read operations.
+#[derive(Debug, Default)]
+pub struct QueryRoot;
+
+#[Object]
+impl QueryRoot {
+    /// Oldest first (ids are UUIDv7, so id order is creation order).
+    #[graphql(complexity = "connection_complexity(first, last, child_complexity)")]
+    async fn funds(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Page size from the start (0..=100; default 20).")] first: Option<i32>,
+        #[graphql(desc = "Start after this cursor.")] after: Option<String>,
+        #[graphql(desc = "Page size from the end (0..=100).")] last: Option<i32>,
+        #[graphql(desc = "End before this cursor.")] before: Option<String>,
+        #[graphql(desc = "Only funds matching every given field.")] filter: Option<FundFilter>,
+    ) -> async_graphql::Result<Connection<Fund>> {
+        let args = PageArgs { first, after, last, before };
+        let window = args.window(limits(ctx)?.max_page_size, |c| cursor::decode_id(c, Scope::Funds))?;
+        let filter: service::fund::FundFilter = filter.unwrap_or_default().into();
+        let page = service::fund::list_funds(&db(ctx)?.conn, &filter, &window).await?;
+        Ok(Connection::new(
+            page,
+            TotalCount::Funds(filter),
+            |f| cursor::id_cursor(Scope::Funds, f.id),
+            Fund,
+        ))
+    }
+
+    /// A fund by id, or null when there is none.
+    async fn fund(&self, ctx: &Context<'_>, #[graphql(desc = "The fund's id.")] id: Id) -> async_graphql::Result<Option<Fund>> {
+        fund_by_id(ctx, id).await
+    }
+
+    /// Oldest first (id order).
+    #[graphql(complexity = "connection_complexity(first, last, child_complexity)")]
+    async fn investors(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Page size from the start (0..=100; default 20).")] first: Option<i32>,
+        #[graphql(desc = "Start after this cursor.")] after: Option<String>,
+        #[graphql(desc = "Page size from the end (0..=100).")] last: Option<i32>,
+        #[graphql(desc = "End before this cursor.")] before: Option<String>,
+        #[graphql(desc = "Only investors matching every given field.")] filter: Option<InvestorFilter>,
+    ) -> async_graphql::Result<Connection<Investor>> {
+        let args = PageArgs { first, after, last, before };
+        let window = args.window(limits(ctx)?.max_page_size, |c| cursor::decode_id(c, Scope::Investors))?;
+        let filter: service::investor::InvestorFilter = filter.unwrap_or_default().into();
+        let page = service::investor::list_investors(&db(ctx)?.conn, &filter, &window).await?;
+        Ok(Connection::new(
+            page,
+            TotalCount::Investors(filter),
+            |i| cursor::id_cursor(Scope::Investors, i.id),
+            Investor,
+        ))
+    }
+
+    /// An investor by id, or null when there is none.
+    async fn investor(&self, ctx: &Context<'_>, #[graphql(desc = "The investor's id.")] id: Id) -> async_graphql::Result<Option<Investor>> {
+        Ok(service::investor::find_investor(&db(ctx)?.conn, id.0).await?.map(Investor))
+    }
+
+    /// An investment by id, or null when there is none.
+    async fn investment(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The investment's id.")] id: Id,
+    ) -> async_graphql::Result<Option<Investment>> {
+        Ok(service::investment::find_investment(&db(ctx)?.conn, id.0).await?.map(Investment))
+    }
+}

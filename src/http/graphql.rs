@@ -1,0 +1,431 @@
+//! GraphQL over HTTP, following the GraphQL-over-HTTP spec: `POST` with JSON, `GET` for
+//! queries, `application/graphql-response+json` when the client accepts it (then a request
+//! that fails before execution is HTTP 400), batching up to a limit, and a body limit.
+
+use std::sync::Arc;
+
+use async_graphql::{BatchRequest, Request, Response, ServerError, Value};
+use axum::{
+    Extension,
+    body::{Body, Bytes},
+    extract::{Query, State, rejection::QueryRejection},
+    http::{
+        HeaderMap, HeaderValue, StatusCode,
+        header::{ACCEPT, ALLOW, CONTENT_TYPE, VARY},
+    },
+    response::{Html, IntoResponse, Response as HttpResponse},
+};
+use serde::{Deserialize, Serialize};
+
+use super::{
+    AppState,
+    middleware::{GraphqlOutcome, RequestId},
+};
+use crate::{
+    error::ErrorCode,
+    graphql::{
+        ExecState,
+        context::RequestContext,
+        extension::{coded_error, error_code},
+        loader::new_loaders,
+    },
+    service::Actor,
+};
+
+/// `application/graphql-response+json`.
+const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
+/// `application/json`.
+const APPLICATION_JSON: &str = "application/json";
+/// How long a loader waits to collect sibling keys into one batch.
+const LOADER_DELAY: std::time::Duration = std::time::Duration::from_millis(1);
+
+/// The media type a response is written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    /// `application/graphql-response+json`: request errors are HTTP 400.
+    GraphqlResponse,
+    /// `application/json` (legacy): every GraphQL result is HTTP 200.
+    Json,
+}
+
+impl Format {
+    fn content_type(self) -> &'static str {
+        match self {
+            Format::GraphqlResponse => "application/graphql-response+json; charset=utf-8",
+            Format::Json => "application/json; charset=utf-8",
+        }
+    }
+}
+
+/// Picks the response format from `Accept`: the spec's type when it is preferred, JSON
+/// otherwise (also with no `Accept`), `None` when neither is acceptable.
+fn negotiate(headers: &HeaderMap) -> Option<Format> {
+    let Some(accept) = headers.get(ACCEPT).and_then(|v| v.to_str().ok()) else {
+        return Some(Format::Json);
+    };
+    // Highest q given to each format; `*/*` and `application/*` count for plain JSON.
+    let (mut spec_q, mut json_q) = (0.0f32, 0.0f32);
+    for range in accept.split(',') {
+        let mut parts = range.split(';');
+        let media = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+        let q = parts
+            .filter_map(|p| p.trim().strip_prefix("q="))
+            .find_map(|q| q.trim().parse::<f32>().ok())
+            .unwrap_or(1.0);
+        match media.as_str() {
+            GRAPHQL_RESPONSE_JSON => spec_q = spec_q.max(q),
+            APPLICATION_JSON | "application/*" | "*/*" => json_q = json_q.max(q),
+            _ => {}
+        }
+    }
+    if spec_q > 0.0 && spec_q >= json_q {
+        Some(Format::GraphqlResponse)
+    } else if json_q > 0.0 {
+        Some(Format::Json)
+    } else {
+        None
+    }
+}
+
+/// A GraphQL result as the spec writes it: no `data` key when execution never started.
+#[derive(Serialize)]
+struct WireResponse<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<&'a Value>,
+    #[serde(skip_serializing_if = "<[ServerError]>::is_empty")]
+    errors: &'a [ServerError],
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    extensions: &'a std::collections::BTreeMap<String, Value>,
+}
+
+/// One executed (or refused) operation.
+struct Outcome {
+    response: Response,
+    executed: bool,
+}
+
+impl Outcome {
+    fn wire(&self) -> WireResponse<'_> {
+        WireResponse {
+            data: self.executed.then_some(&self.response.data),
+            errors: &self.response.errors,
+            extensions: &self.response.extensions,
+        }
+    }
+
+    fn refused(err: ServerError) -> Outcome {
+        Outcome {
+            response: Response::from_errors(vec![err]),
+            executed: false,
+        }
+    }
+
+    fn first_code(&self) -> Option<ErrorCode> {
+        self.response.errors.iter().find_map(error_code)
+    }
+
+    /// The HTTP status this outcome asks for.
+    fn status(&self, format: Format) -> StatusCode {
+        match self.first_code() {
+            Some(ErrorCode::MethodNotAllowed) => StatusCode::METHOD_NOT_ALLOWED,
+            _ if format == Format::GraphqlResponse && !self.executed && !self.response.errors.is_empty() => {
+                StatusCode::BAD_REQUEST
+            }
+            _ => StatusCode::OK,
+        }
+    }
+}
+
+/// An error response written without running anything (bad body, too large, …).
+fn request_error(status: StatusCode, format: Format, code: ErrorCode, message: impl Into<String>) -> HttpResponse {
+    let outcome = Outcome::refused(coded_error(code, message, None));
+    let mut response = json_response(status, format, &outcome.wire());
+    response.extensions_mut().insert(GraphqlOutcome {
+        operation: None,
+        error_code: Some(code),
+    });
+    response
+}
+
+fn json_response<T: Serialize>(status: StatusCode, format: Format, body: &T) -> HttpResponse {
+    match serde_json::to_vec(body) {
+        Ok(bytes) => {
+            let mut response = HttpResponse::new(Body::from(bytes));
+            *response.status_mut() = status;
+            response
+                .headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static(format.content_type()));
+            response.headers_mut().insert(VARY, HeaderValue::from_static("accept"));
+            response
+        }
+        Err(err) => {
+            tracing::error!(error = %err, "could not serialise a GraphQL response");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
+
+/// Runs one operation with this request's loader, context and state.
+async fn execute_one(state: &AppState, request: Request, actor: &Actor, is_get: bool) -> Outcome {
+    let exec = Arc::new(ExecState::new(
+        is_get,
+        request.operation_name.clone(),
+        !state.config.introspection,
+    ));
+    let request = request
+        .data(new_loaders(state.db.clone(), LOADER_DELAY))
+        .data(RequestContext {
+            actor: actor.clone(),
+        })
+        .data(Arc::clone(&exec));
+    let response = state.schema.execute(request).await;
+    Outcome {
+        response,
+        executed: exec.executed(),
+    }
+}
+
+/// Runs a single or batched request and writes the HTTP response.
+async fn run(state: &AppState, format: Format, batch: BatchRequest, request_id: &str, is_get: bool) -> HttpResponse {
+    let actor = Actor {
+        subject: None,
+        request_id: request_id.to_owned(),
+    };
+    match batch {
+        BatchRequest::Single(request) => {
+            let operation = request.operation_name.clone();
+            let outcome = execute_one(state, request, &actor, is_get).await;
+            let mut response = json_response(outcome.status(format), format, &outcome.wire());
+            response.extensions_mut().insert(GraphqlOutcome {
+                operation,
+                error_code: outcome.first_code(),
+            });
+            response
+        }
+        BatchRequest::Batch(requests) => {
+            let limit = state.config.limits.max_batch_size;
+            if requests.len() > limit {
+                return request_error(
+                    StatusCode::BAD_REQUEST,
+                    format,
+                    ErrorCode::BadRequest,
+                    if limit == 0 {
+                        "batched requests are turned off on this server".to_owned()
+                    } else {
+                        format!("a batch may hold at most {limit} operations, got {}", requests.len())
+                    },
+                );
+            }
+            let names: Vec<String> = requests
+                .iter()
+                .map(|r| r.operation_name.clone().unwrap_or_else(|| "-".to_owned()))
+                .collect();
+            // Operations of a batch run one after another, as separate requests would.
+            let mut outcomes = Vec::with_capacity(requests.len());
+            for request in requests {
+                outcomes.push(execute_one(state, request, &actor, is_get).await);
+            }
+            let all_refused = outcomes.iter().all(|o| !o.executed);
+            let status = if outcomes.iter().any(|o| o.first_code() == Some(ErrorCode::MethodNotAllowed)) {
+                StatusCode::METHOD_NOT_ALLOWED
+            } else if format == Format::GraphqlResponse && all_refused {
+                StatusCode::BAD_REQUEST
+            } else {
+                StatusCode::OK
+            };
+            let wires: Vec<WireResponse<'_>> = outcomes.iter().map(Outcome::wire).collect();
+            let mut response = json_response(status, format, &wires);
+            response.extensions_mut().insert(GraphqlOutcome {
+                operation: Some(names.join(",")),
+                error_code: outcomes.iter().find_map(Outcome::first_code),
+            });
+            response
+        }
+    }
+}
+
+fn not_acceptable() -> HttpResponse {
+    request_error(
+        StatusCode::NOT_ACCEPTABLE,
+        Format::Json,
+        ErrorCode::BadRequest,
+        format!("this endpoint answers {GRAPHQL_RESPONSE_JSON} or {APPLICATION_JSON}"),
+    )
+}
+
+fn is_json_content_type(headers: &HeaderMap) -> bool {
+    headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|m| m.trim().eq_ignore_ascii_case(APPLICATION_JSON))
+        .unwrap_or(false)
+}
+
+/// `POST /graphql`.
+pub async fn graphql_post(
+    State(state): State<AppState>,
+    Extension(request_id): Extension<RequestId>,
+    headers: HeaderMap,
+    body: Body,
+) -> HttpResponse {
+    let Some(format) = negotiate(&headers) else {
+        return not_acceptable();
+    };
+    if !is_json_content_type(&headers) {
+        return request_error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format,
+            ErrorCode::BadRequest,
+            "send the request as Content-Type: application/json",
+        );
+    }
+    let limit = state.config.limits.max_body_bytes;
+    let bytes: Bytes = match axum::body::to_bytes(body, limit).await {
+        Ok(bytes) => bytes,
+        Err(err) => {
+            let too_large = std::error::Error::source(&err)
+                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+            return if too_large {
+                request_error(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format,
+                    ErrorCode::PayloadTooLarge,
+                    format!("the request body is over the limit of {limit} bytes"),
+                )
+            } else {
+                request_error(StatusCode::BAD_REQUEST, format, ErrorCode::BadRequest, "could not read the request body")
+            };
+        }
+    };
+    let batch: BatchRequest = match serde_json::from_slice(&bytes) {
+        Ok(batch) => batch,
+        Err(err) => {
+            return request_error(
+                StatusCode::BAD_REQUEST,
+                format,
+                ErrorCode::BadRequest,
+                format!(
+                    "the body is not a GraphQL request (JSON with \"query\", \"variables\", \"operationName\", or an array of them): {err}"
+                ),
+            );
+        }
+    };
+    run(&state, format, batch, &request_id.0, false).await
+}
+
+/// Query-string parameters of `GET /graphql`.
+#[derive(Debug, Deserialize)]
+pub struct GetParams {
+    query: Option<String>,
+    #[serde(rename = "operationName")]
+    operation_name: Option<String>,
+    variables: Option<String>,
+    extensions: Option<String>,
+}
+
+fn wants_html(headers: &HeaderMap) -> bool {
+    headers
+        .get(ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/html"))
+}
+
+/// `GET /graphql`: GraphiQL for browsers; otherwise a query from the query string.
+pub async fn graphql_get(
+    State(state): State<AppState>,
+    Extension(request_id): Extension<RequestId>,
+    headers: HeaderMap,
+    params: Result<Query<GetParams>, QueryRejection>,
+) -> HttpResponse {
+    let params = params.ok().map(|Query(p)| p);
+    let has_operation = params
+        .as_ref()
+        .is_some_and(|p| p.query.is_some() || p.extensions.is_some());
+    if !has_operation && wants_html(&headers) {
+        if state.config.graphiql {
+            return Html(
+                async_graphql::http::GraphiQLSource::build()
+                    .endpoint("/graphql")
+                    .title("Titanbay private-markets API")
+                    .finish(),
+            )
+            .into_response();
+        }
+        let mut response = request_error(
+            StatusCode::NOT_FOUND,
+            Format::Json,
+            ErrorCode::BadRequest,
+            "GraphiQL is turned off on this server; POST GraphQL requests to /graphql",
+        );
+        response.headers_mut().insert(ALLOW, HeaderValue::from_static("GET, POST"));
+        return response;
+    }
+    let Some(format) = negotiate(&headers) else {
+        return not_acceptable();
+    };
+    let Some(params) = params else {
+        return request_error(StatusCode::BAD_REQUEST, format, ErrorCode::BadRequest, "the query string could not be read");
+    };
+    let mut request = Request::new(params.query.unwrap_or_default());
+    if let Some(name) = params.operation_name {
+        request = request.operation_name(name);
+    }
+    for (name, text, slot) in [
+        ("variables", params.variables, 0),
+        ("extensions", params.extensions, 1),
+    ] {
+        let Some(text) = text else { continue };
+        match serde_json::from_str::<serde_json::Value>(&text) {
+            Ok(serde_json::Value::Object(map)) => {
+                let value = Value::from_json(serde_json::Value::Object(map)).unwrap_or(Value::Null);
+                if slot == 0 {
+                    request.variables = async_graphql::Variables::from_value(value);
+                } else if let Value::Object(map) = value {
+                    request.extensions = async_graphql::Extensions(
+                        map.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+                    );
+                }
+            }
+            Ok(serde_json::Value::Null) => {}
+            _ => {
+                return request_error(
+                    StatusCode::BAD_REQUEST,
+                    format,
+                    ErrorCode::BadRequest,
+                    format!("the {name} parameter must be a JSON object"),
+                );
+            }
+        }
+    }
+    run(&state, format, BatchRequest::Single(request), &request_id.0, true).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn accept(value: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        if let Ok(v) = HeaderValue::from_str(value) {
+            h.insert(ACCEPT, v);
+        }
+        h
+    }
+
+    #[test]
+    fn the_spec_media_type_wins_when_preferred() {
+        assert_eq!(negotiate(&HeaderMap::new()), Some(Format::Json));
+        assert_eq!(negotiate(&accept(GRAPHQL_RESPONSE_JSON)), Some(Format::GraphqlResponse));
+        assert_eq!(
+            negotiate(&accept("application/graphql-response+json, application/json;q=0.9")),
+            Some(Format::GraphqlResponse)
+        );
+        assert_eq!(
+            negotiate(&accept("application/json, application/graphql-response+json;q=0.5")),
+            Some(Format::Json)
+        );
+        assert_eq!(negotiate(&accept("*/*")), Some(Format::Json));
+        assert_eq!(negotiate(&accept("text/plain")), None);
+    }
+}

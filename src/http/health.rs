@@ -1,0 +1,44 @@
+//! Liveness and readiness.
+
+use std::time::Duration;
+
+use axum::{Json, extract::State, http::StatusCode, response::IntoResponse};
+use sea_orm::ConnectionTrait;
+use serde_json::json;
+
+use super::AppState;
+
+/// How long readiness waits for the database to answer.
+const READY_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// `GET /healthz`: the process is alive (200), whatever the database does.
+pub async fn healthz() -> impl IntoResponse {
+    Json(json!({ "status": "ok" }))
+}
+
+/// `GET /readyz`: 200 when the database answers `SELECT 1` in time, else 503.
+pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+    let probe = tokio::time::timeout(READY_TIMEOUT, state.db.conn.execute_unprepared("SELECT 1")).await;
+    match probe {
+        Ok(Ok(_)) => (StatusCode::OK, Json(json!({ "status": "ready" }))),
+        Ok(Err(err)) => {
+            tracing::warn!(error = %err, "readiness probe failed");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({ "status": "unavailable", "reason": "database unreachable" })),
+            )
+        }
+        Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "unavailable", "reason": "database did not answer in time" })),
+        ),
+    }
+}
+
+/// Anything else: 404 with a JSON body.
+pub async fn not_found() -> impl IntoResponse {
+    (
+        StatusCode::NOT_FOUND,
+        Json(json!({ "error": "not found; the API is at /graphql" })),
+    )
+}

@@ -1,0 +1,55 @@
+//! HTTP: the router, GraphQL over HTTP, health checks, request ids and per-request logs.
+
+pub mod graphql;
+pub mod health;
+pub mod middleware;
+
+use std::sync::Arc;
+
+use axum::{Router, routing::get};
+use tower_http::{
+    catch_panic::CatchPanicLayer,
+    compression::{
+        CompressionLayer,
+        predicate::{NotForContentType, Predicate, SizeAbove},
+    },
+};
+
+use crate::{config::Config, db::Db, graphql::AppSchema};
+
+/// Responses smaller than this are sent uncompressed: compressing them costs more CPU than
+/// the bytes it saves.
+const COMPRESS_ABOVE_BYTES: u16 = 1024;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    /// The GraphQL schema.
+    pub schema: AppSchema,
+    /// The database.
+    pub db: Db,
+    /// The configuration.
+    pub config: Arc<Config>,
+}
+
+/// The application's routes and middleware.
+pub fn router(state: AppState) -> Router {
+    let compression = CompressionLayer::new().compress_when(
+        SizeAbove::new(COMPRESS_ABOVE_BYTES)
+            .and(NotForContentType::GRPC)
+            .and(NotForContentType::IMAGES)
+            .and(NotForContentType::SSE),
+    );
+    Router::new()
+        .route("/graphql", get(graphql::graphql_get).post(graphql::graphql_post))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .fallback(health::not_found)
+        .layer(compression)
+        .layer(CatchPanicLayer::custom(middleware::panic_response))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::request_context,
+        ))
+        .with_state(state)
+}

@@ -1,0 +1,16 @@
+//! Titanbay private-markets GraphQL API: funds, investors and their investments on PostgreSQL.
+//!
+//! Data flows one way: [`http`] → [`graphql`] → [`service`] → [`entity`].
+
+pub mod config;
+pub mod db;
+pub mod domain;
+pub mod entity;
+pub mod error;
+pub mod graphql;
+pub mod http;
+pub mod local_pg;
+pub mod seed;
+pub mod service;
+pub mod startup;
+pub mod telemetry;

@@ -1,0 +1,85 @@
+//! The `titanbay` binary: `serve` (default), `migrate`, `seed` and `schema`.
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use migration::{Migrator, MigratorTrait};
+use titanbay::{
+    config::Config,
+    db, graphql, seed,
+    startup::{Application, resolve_database, shutdown_signal},
+    telemetry,
+};
+
+/// Titanbay private-markets GraphQL API.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the API (the default).
+    Serve,
+    /// Apply pending migrations (or roll back with `--down`) and exit.
+    Migrate {
+        /// Roll back this many migrations instead of applying.
+        #[arg(long, value_name = "STEPS")]
+        down: Option<u32>,
+    },
+    /// Insert the demo data set (idempotent) and exit.
+    Seed,
+    /// Print the GraphQL schema (SDL) to stdout: `titanbay schema > schema.graphql`.
+    Schema,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    if let Some(Command::Schema) = cli.command {
+        print!("{}", graphql::sdl());
+        return Ok(());
+    }
+    let config = Config::from_env()?;
+    telemetry::init(&config.log);
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => {
+            let app = Application::build(config).await?;
+            app.run_until_stopped(shutdown_signal()).await
+        }
+        Command::Migrate { down } => {
+            let target = resolve_database(&config).await?;
+            let conn = db::connect_with_retry(&config.database, &target.url).await?;
+            let result = match down {
+                Some(steps) => Migrator::down(&conn, Some(steps)).await,
+                None => Migrator::up(&conn, None).await,
+            };
+            let _ = conn.close().await;
+            target.stop().await;
+            result.context("running migrations")?;
+            tracing::info!("migrations done");
+            Ok(())
+        }
+        Command::Seed => {
+            let target = resolve_database(&config).await?;
+            let conn = db::connect_with_retry(&config.database, &target.url).await?;
+            let result = async {
+                Migrator::up(&conn, None).await?;
+                seed::seed(&conn).await
+            }
+            .await;
+            let _ = conn.close().await;
+            target.stop().await;
+            let report = result.context("seeding")?;
+            tracing::info!(
+                funds = report.funds,
+                investors = report.investors,
+                investments = report.investments,
+                "demo data inserted (rows already present were kept)"
+            );
+            Ok(())
+        }
+        Command::Schema => Ok(()),
+    }
+}

@@ -1,0 +1,330 @@
+//! Investments: creation under the fund's row lock, per-parent keyset pages for many parents in
+//! one statement, and per-parent aggregates for many parents in one statement.
+
+use std::collections::HashMap;
+
+use chrono::NaiveDate;
+use rust_decimal::Decimal;
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ConnectionTrait, DatabaseConnection, DbBackend,
+    EntityTrait, FromQueryResult, QuerySelect, Statement, TransactionTrait, Value,
+};
+use uuid::Uuid;
+
+use super::{
+    Actor, now_micros,
+    page::{Direction, Page, PageWindow},
+};
+use crate::{
+    entity::{fund, fund::FundStatus, investment, investor},
+    error::{AppError, is_foreign_key_violation},
+};
+
+/// The sort key of investments within a parent: newest `investment_date` first, ties by id.
+pub type InvestmentKey = (NaiveDate, Uuid);
+
+/// Whose investments a page lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Parent {
+    /// A fund's investments (index `ix_investments_fund_date`).
+    Fund,
+    /// An investor's investments (index `ix_investments_investor_date`).
+    Investor,
+}
+
+impl Parent {
+    fn column(self) -> &'static str {
+        match self {
+            Parent::Fund => "fund_id",
+            Parent::Investor => "investor_id",
+        }
+    }
+}
+
+/// One parent's page request.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PageQuery {
+    /// The fund or investor.
+    pub parent_id: Uuid,
+    /// Which slice of its investments.
+    pub window: PageWindow<InvestmentKey>,
+}
+
+/// An investment by id, or `None`.
+pub async fn find_investment(
+    db: &impl ConnectionTrait,
+    id: Uuid,
+) -> Result<Option<investment::Model>, AppError> {
+    Ok(investment::Entity::find_by_id(id).one(db).await?)
+}
+
+/// A validated new investment.
+#[derive(Debug, Clone)]
+pub struct NewInvestment {
+    /// The fund committed to.
+    pub fund_id: Uuid,
+    /// The investor committing.
+    pub investor_id: Uuid,
+    /// Positive amount.
+    pub amount_usd: Decimal,
+    /// Checked date.
+    pub investment_date: NaiveDate,
+}
+
+fn unknown_fund(id: Uuid) -> AppError {
+    AppError::NotFound {
+        entity: "fund",
+        id,
+        field: "input.fundId",
+    }
+}
+
+fn unknown_investor(id: Uuid) -> AppError {
+    AppError::NotFound {
+        entity: "investor",
+        id,
+        field: "input.investorId",
+    }
+}
+
+/// Records an investment. The fund row is locked (`FOR UPDATE`) for the closed check and the
+/// insert, so an investment racing a close either commits before the close or sees it.
+/// Checks run in the contract's order: unknown fund, unknown investor, then closed fund.
+#[tracing::instrument(skip_all, fields(request_id = %actor.request_id, fund_id = %new.fund_id))]
+pub async fn create_investment(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    new: NewInvestment,
+) -> Result<investment::Model, AppError> {
+    let txn = db.begin().await?;
+    let fund = fund::Entity::find_by_id(new.fund_id)
+        .lock_exclusive()
+        .one(&txn)
+        .await?
+        .ok_or_else(|| unknown_fund(new.fund_id))?;
+    if fund.status == FundStatus::Closed {
+        // An unknown investor outranks the closed fund; only this rare path pays the lookup.
+        let investor_exists = investor::Entity::find_by_id(new.investor_id)
+            .select_only()
+            .column(investor::Column::Id)
+            .into_tuple::<Uuid>()
+            .one(&txn)
+            .await?
+            .is_some();
+        return Err(if investor_exists {
+            AppError::FundClosed { fund_id: fund.id }
+        } else {
+            unknown_investor(new.investor_id)
+        });
+    }
+    let model = investment::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        fund_id: Set(new.fund_id),
+        investor_id: Set(new.investor_id),
+        amount_usd: Set(new.amount_usd),
+        investment_date: Set(new.investment_date),
+        created_at: Set(now_micros()),
+    };
+    // The foreign key is the existence check for the investor on the common path.
+    let created = model.insert(&txn).await.map_err(|e| {
+        if is_foreign_key_violation(&e, "fk_investments_investor_id") {
+            unknown_investor(new.investor_id)
+        } else {
+            AppError::from(e)
+        }
+    })?;
+    txn.commit().await.map_err(AppError::CommitOutcomeUnknown)?;
+    Ok(created)
+}
+
+/// The shape of a page statement: requests with the same shape share one statement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct Shape {
+    direction: Direction,
+    limit: u32,
+    after: bool,
+    before: bool,
+}
+
+/// Builds the LATERAL statement for one shape: one index seek per parent, stopping after
+/// `limit + 1` rows, with each parent's own cursor passed as extra `unnest` columns.
+fn page_sql(parent: Parent, shape: Shape) -> String {
+    let column = parent.column();
+    let mut arrays = vec!["$1::uuid[]".to_owned()];
+    let mut names = vec!["parent_id"];
+    let mut conditions = format!("inv.{column} = k.parent_id");
+    let mut next = 2;
+    // List order is (investment_date, id) descending: "after" means smaller keys.
+    for (present, prefix, op) in [(shape.after, "after", '<'), (shape.before, "before", '>')] {
+        if present {
+            arrays.push(format!("${next}::date[]"));
+            arrays.push(format!("${}::uuid[]", next + 1));
+            names.extend(if prefix == "after" {
+                ["after_date", "after_id"]
+            } else {
+                ["before_date", "before_id"]
+            });
+            conditions.push_str(&format!(
+                " AND (inv.investment_date, inv.id) {op} (k.{prefix}_date, k.{prefix}_id)"
+            ));
+            next += 2;
+        }
+    }
+    let order = match shape.direction {
+        Direction::Forward => "inv.investment_date DESC, inv.id DESC",
+        Direction::Backward => "inv.investment_date ASC, inv.id ASC",
+    };
+    format!(
+        "SELECT k.ord, i.id, i.fund_id, i.investor_id, i.amount_usd, i.investment_date, i.created_at \
+         FROM unnest({arrays}) WITH ORDINALITY AS k({names}, ord) \
+         CROSS JOIN LATERAL (\
+           SELECT inv.id, inv.fund_id, inv.investor_id, inv.amount_usd, inv.investment_date, inv.created_at \
+           FROM investments inv WHERE {conditions} ORDER BY {order} LIMIT ${next}\
+         ) i",
+        arrays = arrays.join(", "),
+        names = names.join(", "),
+    )
+}
+
+/// A row of the page statement: the request it answers and the investment.
+#[derive(Debug, FromQueryResult)]
+struct PageRow {
+    ord: i64,
+    id: Uuid,
+    fund_id: Uuid,
+    investor_id: Uuid,
+    amount_usd: Decimal,
+    investment_date: NaiveDate,
+    created_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Pages of investments for many parents: one statement per distinct page shape (normally
+/// exactly one), whatever the number of parents. Results come back in request order.
+pub async fn investment_pages(
+    db: &impl ConnectionTrait,
+    parent: Parent,
+    queries: &[PageQuery],
+) -> Result<Vec<Page<investment::Model>>, AppError> {
+    let mut groups: HashMap<Shape, Vec<usize>> = HashMap::new();
+    for (i, q) in queries.iter().enumerate() {
+        let shape = Shape {
+            direction: q.window.direction,
+            limit: q.window.limit,
+            after: q.window.after.is_some(),
+            before: q.window.before.is_some(),
+        };
+        groups.entry(shape).or_default().push(i);
+    }
+    let mut rows_by_query: Vec<Vec<investment::Model>> = vec![Vec::new(); queries.len()];
+    for (shape, members) in groups {
+        let mut values: Vec<Value> =
+            vec![members.iter().map(|&i| queries[i].parent_id).collect::<Vec<_>>().into()];
+        let mut cursor_arrays = |pick: fn(&PageWindow<InvestmentKey>) -> Option<InvestmentKey>| {
+            let keys: Vec<InvestmentKey> = members
+                .iter()
+                .map(|&i| pick(&queries[i].window).unwrap_or_default())
+                .collect();
+            values.push(keys.iter().map(|k| k.0).collect::<Vec<_>>().into());
+            values.push(keys.iter().map(|k| k.1).collect::<Vec<_>>().into());
+        };
+        if shape.after {
+            cursor_arrays(|w| w.after);
+        }
+        if shape.before {
+            cursor_arrays(|w| w.before);
+        }
+        values.push(i64::from(shape.limit + 1).into());
+        let stmt = Statement::from_sql_and_values(DbBackend::Postgres, page_sql(parent, shape), values);
+        for row in PageRow::find_by_statement(stmt).all(db).await? {
+            let Some(&query_index) = usize::try_from(row.ord - 1).ok().and_then(|o| members.get(o)) else {
+                return Err(AppError::Internal(format!("page row with ordinal {} out of range", row.ord)));
+            };
+            rows_by_query[query_index].push(investment::Model {
+                id: row.id,
+                fund_id: row.fund_id,
+                investor_id: row.investor_id,
+                amount_usd: row.amount_usd,
+                investment_date: row.investment_date,
+                created_at: row.created_at,
+            });
+        }
+    }
+    Ok(rows_by_query
+        .into_iter()
+        .zip(queries)
+        .map(|(rows, q)| q.window.into_page(rows))
+        .collect())
+}
+
+/// A per-parent aggregate over investments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Aggregate {
+    /// Number of investments.
+    Count,
+    /// Sum of `amount_usd` (`0.00` when none).
+    TotalCommitted,
+    /// Number of distinct investors (meaningful for funds).
+    DistinctInvestors,
+}
+
+#[derive(Debug, FromQueryResult)]
+struct CountRow {
+    parent_id: Uuid,
+    value: i64,
+}
+
+#[derive(Debug, FromQueryResult)]
+struct SumRow {
+    parent_id: Uuid,
+    value: Decimal,
+}
+
+fn aggregate_sql(parent: Parent, aggregate: Aggregate) -> String {
+    let column = parent.column();
+    let expr = match aggregate {
+        Aggregate::Count => "count(*)",
+        Aggregate::TotalCommitted => "COALESCE(sum(amount_usd), 0)::numeric(20,2)",
+        Aggregate::DistinctInvestors => "count(DISTINCT investor_id)",
+    };
+    format!(
+        "SELECT {column} AS parent_id, {expr} AS value FROM investments \
+         WHERE {column} = ANY($1::uuid[]) GROUP BY {column}"
+    )
+}
+
+/// Counts per parent, one statement for all parents; parents without investments get 0.
+pub async fn count_by_parent(
+    db: &impl ConnectionTrait,
+    parent: Parent,
+    aggregate: Aggregate,
+    ids: &[Uuid],
+) -> Result<HashMap<Uuid, i64>, AppError> {
+    let stmt = Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        aggregate_sql(parent, aggregate),
+        [ids.to_vec().into()],
+    );
+    let mut out: HashMap<Uuid, i64> = ids.iter().map(|id| (*id, 0)).collect();
+    for row in CountRow::find_by_statement(stmt).all(db).await? {
+        out.insert(row.parent_id, row.value);
+    }
+    Ok(out)
+}
+
+/// Exact sums of `amount_usd` per parent, one statement for all parents; 0.00 when none.
+pub async fn total_committed_by_parent(
+    db: &impl ConnectionTrait,
+    parent: Parent,
+    ids: &[Uuid],
+) -> Result<HashMap<Uuid, Decimal>, AppError> {
+    let stmt = Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        aggregate_sql(parent, Aggregate::TotalCommitted),
+        [ids.to_vec().into()],
+    );
+    let mut out: HashMap<Uuid, Decimal> = ids.iter().map(|id| (*id, Decimal::new(0, 2))).collect();
+    for row in SumRow::find_by_statement(stmt).all(db).await? {
+        out.insert(row.parent_id, row.value);
+    }
+    Ok(out)
+}

@@ -1,0 +1,168 @@
+//! Start-up: database (given or server-owned) → migrations → schema → router → serve, and a
+//! graceful stop on Ctrl-C or SIGTERM.
+
+use std::{future::Future, net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
+
+use anyhow::Context as _;
+use migration::{Migrator, MigratorTrait};
+use tokio::net::TcpListener;
+
+use crate::{
+    config::Config,
+    db::{self, Db},
+    graphql,
+    http::{self, AppState},
+    local_pg::{self, LocalPgOptions, LocalPostgres},
+};
+
+/// Name of the application database inside a server-owned PostgreSQL.
+pub const LOCAL_DATABASE: &str = "titanbay";
+
+/// A database to use: its URL, and the server-owned instance when we started one.
+pub struct DatabaseTarget {
+    /// Connection URL.
+    pub url: String,
+    /// The PostgreSQL we own, stopped when this is dropped or stopped.
+    pub local: Option<LocalPostgres>,
+}
+
+impl DatabaseTarget {
+    /// Stops the server-owned PostgreSQL, if any, after the pool is closed.
+    pub async fn stop(mut self) {
+        if let Some(mut pg) = self.local.take() {
+            let result = tokio::task::spawn_blocking(move || pg.stop(Duration::from_secs(15))).await;
+            match result {
+                Ok(Ok(())) => tracing::info!("local PostgreSQL stopped"),
+                Ok(Err(e)) => tracing::warn!(error = %e, "local PostgreSQL did not stop cleanly"),
+                Err(e) => tracing::warn!(error = %e, "stopping local PostgreSQL failed"),
+            }
+        }
+    }
+}
+
+/// `DATABASE_URL` when set; otherwise starts (and owns) a local PostgreSQL and creates the
+/// application database in it. Logs which database is in use.
+pub async fn resolve_database(config: &Config) -> anyhow::Result<DatabaseTarget> {
+    if let Some(url) = &config.database.url {
+        tracing::info!(database = %db::describe_url(url), "using PostgreSQL from DATABASE_URL");
+        return Ok(DatabaseTarget {
+            url: url.clone(),
+            local: None,
+        });
+    }
+    let base_dir = match &config.local_pg.dir {
+        Some(dir) => dir.clone(),
+        None => local_pg::default_base_dir(&std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."))),
+    };
+    let options = LocalPgOptions {
+        base_dir,
+        bin_dir: config.local_pg.bin_dir.clone(),
+        ephemeral: false,
+    };
+    let pg = tokio::task::spawn_blocking(move || LocalPostgres::start(&options))
+        .await
+        .context("the task starting PostgreSQL failed")??;
+    tracing::info!(
+        version = pg.major_version(),
+        data = %pg.base_dir().display(),
+        socket = %pg.socket_dir().display(),
+        "DATABASE_URL is not set: using a server-owned local PostgreSQL (Unix socket only)"
+    );
+    db::ensure_database(&pg.url("postgres"), LOCAL_DATABASE)
+        .await
+        .context("creating the application database")?;
+    Ok(DatabaseTarget {
+        url: pg.url(LOCAL_DATABASE),
+        local: Some(pg),
+    })
+}
+
+/// A built application, bound to its port and ready to serve.
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+    database: DatabaseTarget,
+}
+
+impl Application {
+    /// Connects (with retries), migrates (unless turned off), builds the schema and router, and
+    /// binds the listener.
+    pub async fn build(config: Config) -> anyhow::Result<Application> {
+        let database = resolve_database(&config).await?;
+        let conn = db::connect_with_retry(&config.database, &database.url)
+            .await
+            .with_context(|| format!("connecting to PostgreSQL at {}", db::describe_url(&database.url)))?;
+        if config.database.run_migrations {
+            Migrator::up(&conn, None).await.context("running migrations")?;
+            tracing::info!("migrations are up to date");
+        }
+        let db = Db::new(conn);
+        let listener = TcpListener::bind((config.host, config.port))
+            .await
+            .with_context(|| format!("binding {}:{}", config.host, config.port))?;
+        let state = build_state(db, config);
+        Ok(Application {
+            listener,
+            state,
+            database,
+        })
+    }
+
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// The shared state (tests use its database handle).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` completes, then drains requests, closes the pool and stops the
+    /// server-owned PostgreSQL.
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let addr = self.local_addr()?;
+        tracing::info!(%addr, graphiql = self.state.config.graphiql, "serving GraphQL at http://{addr}/graphql");
+        let router = http::router(self.state.clone());
+        let served = axum::serve(self.listener, router).with_graceful_shutdown(shutdown).await;
+        tracing::info!("server stopped; closing the database pool");
+        let _ = self.state.db.conn.clone().close().await;
+        self.database.stop().await;
+        served.context("serving HTTP")
+    }
+}
+
+/// The state handlers share: the schema over the database, and the configuration.
+pub fn build_state(db: Db, config: Config) -> AppState {
+    let schema = graphql::build_schema(db.clone(), &config);
+    AppState {
+        schema,
+        db,
+        config: Arc::new(config),
+    }
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => tracing::info!("Ctrl-C received; shutting down"),
+        () = terminate => tracing::info!("SIGTERM received; shutting down"),
+    }
+}
