@@ -208,7 +208,11 @@ impl<F: Fn(&str) -> Option<String>> Reader<F> {
                 value,
                 reason: format!(
                     "expected one of {}",
-                    choices.iter().map(|(k, _)| *k).collect::<Vec<_>>().join(", ")
+                    choices
+                        .iter()
+                        .map(|(k, _)| *k)
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
             })
     }
@@ -271,10 +275,8 @@ impl Config {
                 max_body_bytes: r.parse("MAX_BODY_BYTES", defaults.max_body_bytes)?,
                 max_batch_size: r.parse("MAX_BATCH_SIZE", defaults.max_batch_size)?,
                 max_fields: r.parse("MAX_ALIASES", defaults.max_fields)?,
-                request_timeout: r.secs(
-                    "REQUEST_TIMEOUT_SECS",
-                    defaults.request_timeout.as_secs(),
-                )?,
+                request_timeout: r
+                    .secs("REQUEST_TIMEOUT_SECS", defaults.request_timeout.as_secs())?,
             },
             graphiql: r.flag("GRAPHIQL", dev)?,
             introspection: r.flag("GRAPHQL_INTROSPECTION", dev)?,

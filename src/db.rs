@@ -11,7 +11,7 @@ use std::{
 
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr, Statement,
-    sqlx::postgres::PgConnectOptions,
+    sqlx::{self, Connection, PgConnection, postgres::PgConnectOptions},
 };
 
 use crate::config::DatabaseConfig;
@@ -101,21 +101,39 @@ pub fn describe_url(url: &str) -> String {
     }
 }
 
+/// Opens one connection, bounded by the connect timeout (the pool's own first connect would
+/// instead wait for its acquire timeout).
+async fn probe(cfg: &DatabaseConfig, url: &str) -> Result<(), String> {
+    let options: PgConnectOptions = url.parse().map_err(|e: sqlx::Error| e.to_string())?;
+    match tokio::time::timeout(cfg.connect_timeout, PgConnection::connect_with(&options)).await {
+        Ok(Ok(conn)) => {
+            let _ = conn.close().await;
+            Ok(())
+        }
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!("no answer within {:?}", cfg.connect_timeout)),
+    }
+}
+
 /// Connects, retrying with exponential back-off (0.5 s doubling to 8 s) for up to
-/// `cfg.startup_retry`, logging each failed attempt.
-pub async fn connect_with_retry(cfg: &DatabaseConfig, url: &str) -> Result<DatabaseConnection, DbErr> {
+/// `cfg.startup_retry`, logging each failed attempt; then opens the pool.
+pub async fn connect_with_retry(
+    cfg: &DatabaseConfig,
+    url: &str,
+) -> Result<DatabaseConnection, DbErr> {
     let target = describe_url(url);
     let started = tokio::time::Instant::now();
     let mut delay = Duration::from_millis(500);
     let mut attempt = 1u32;
     loop {
-        match Database::connect(connect_options(cfg, url)).await {
-            Ok(conn) => return Ok(conn),
+        match probe(cfg, url).await {
+            Ok(()) => break,
             Err(err) => {
-                let elapsed = started.elapsed();
-                if elapsed + delay > cfg.startup_retry {
+                if started.elapsed() + delay > cfg.startup_retry {
                     tracing::error!(%target, attempt, error = %err, "giving up connecting to PostgreSQL");
-                    return Err(err);
+                    return Err(DbErr::Conn(sea_orm::RuntimeErr::Internal(format!(
+                        "PostgreSQL at {target} is unreachable after {attempt} attempts: {err}"
+                    ))));
                 }
                 tracing::warn!(%target, attempt, retry_in = ?delay, error = %err, "PostgreSQL is not reachable yet");
                 tokio::time::sleep(delay).await;
@@ -124,6 +142,7 @@ pub async fn connect_with_retry(cfg: &DatabaseConfig, url: &str) -> Result<Datab
             }
         }
     }
+    Database::connect(connect_options(cfg, url)).await
 }
 
 /// Creates database `name` through `admin_url` unless it exists.

@@ -73,7 +73,10 @@ pub fn check_positive(value: Decimal) -> Result<Decimal, String> {
     if value > Decimal::ZERO {
         Ok(value)
     } else {
-        Err(format!("must be greater than 0, got {}", format_money(value)))
+        Err(format!(
+            "must be greater than 0, got {}",
+            format_money(value)
+        ))
     }
 }
 
@@ -194,8 +197,24 @@ mod tests {
     #[test]
     fn money_text_outside_the_grammar_is_refused() {
         for bad in [
-            "", "-", ".", "1.", ".5", "100.005", "1.500", "1e5", "+1", " 1", "1 ", "1,000",
-            "abc", "0x10", "NaN", "1000000000000000000", "--1", "1.2.3",
+            "",
+            "-",
+            ".",
+            "1.",
+            ".5",
+            "100.005",
+            "1.500",
+            "1e5",
+            "+1",
+            " 1",
+            "1 ",
+            "1,000",
+            "abc",
+            "0x10",
+            "NaN",
+            "1000000000000000000",
+            "--1",
+            "1.2.3",
         ] {
             assert!(parse_money(bad).is_err(), "{bad:?} should be refused");
         }
@@ -205,7 +224,10 @@ mod tests {
     fn integer_money_is_limited_to_eighteen_digits() {
         assert!(money_from_integer(999_999_999_999_999_999).is_ok());
         assert!(money_from_integer(1_000_000_000_000_000_000).is_err());
-        assert_eq!(money_from_integer(7).map(format_money), Ok("7.00".to_owned()));
+        assert_eq!(
+            money_from_integer(7).map(format_money),
+            Ok("7.00".to_owned())
+        );
     }
 
     #[test]
@@ -219,10 +241,21 @@ mod tests {
 
     #[test]
     fn emails_are_trimmed_lower_cased_and_checked() {
-        assert_eq!(parse_email(" Jane.Doe@Example.COM "), Ok("jane.doe@example.com".to_owned()));
+        assert_eq!(
+            parse_email(" Jane.Doe@Example.COM "),
+            Ok("jane.doe@example.com".to_owned())
+        );
         for bad in [
-            "", "jane", "jane@", "@example.com", "jane@example", "jane doe@example.com",
-            "jane@exa mple.com", "jane@@example.com", "jane@example..com", "jane@.example.com",
+            "",
+            "jane",
+            "jane@",
+            "@example.com",
+            "jane@example",
+            "jane doe@example.com",
+            "jane@exa mple.com",
+            "jane@@example.com",
+            "jane@example..com",
+            "jane@.example.com",
             "jane@example.com.",
         ] {
             assert!(parse_email(bad).is_err(), "{bad:?} should be refused");

@@ -120,7 +120,8 @@ impl fmt::Display for ErrorCode {
 }
 
 /// The message clients see for anything unexpected; details go to the log only.
-pub const INTERNAL_MESSAGE: &str = "Internal server error. The request id identifies it in the log.";
+pub const INTERNAL_MESSAGE: &str =
+    "Internal server error. The request id identifies it in the log.";
 
 /// Every way an operation can fail.
 #[derive(Debug, thiserror::Error)]

@@ -423,7 +423,8 @@ fn absolute(path: &Path) -> Result<PathBuf, LocalPgError> {
 /// `base/sock`, or a short folder under the temp dir when that path is too long for a socket.
 fn socket_dir_for(base_dir: &Path) -> PathBuf {
     let preferred = base_dir.join("sock");
-    if preferred.as_os_str().len() + ".s.PGSQL.5432".len() + 1 <= MAX_SOCKET_PATH {
+    // The socket file is "<dir>/.s.PGSQL.5432".
+    if preferred.as_os_str().len() + "/.s.PGSQL.5432".len() <= MAX_SOCKET_PATH {
         preferred
     } else {
         std::env::temp_dir().join(format!(
@@ -511,10 +512,14 @@ fn init_cluster(
     ephemeral: bool,
 ) -> Result<(), LocalPgError> {
     let mut command = Command::new(bins.dir.join("initdb"));
-    command
-        .arg("-D")
-        .arg(data_dir)
-        .args(["-U", SUPERUSER, "--auth=trust", "-E", "UTF8", "--locale=C"]);
+    command.arg("-D").arg(data_dir).args([
+        "-U",
+        SUPERUSER,
+        "--auth=trust",
+        "-E",
+        "UTF8",
+        "--locale=C",
+    ]);
     if ephemeral {
         command.arg("--no-sync");
     }
@@ -556,11 +561,17 @@ fn recover_after_crash(data_dir: &Path) -> Result<(), LocalPgError> {
     let Ok(text) = fs::read_to_string(&pid_file) else {
         return Ok(());
     };
-    let pid = text.lines().next().and_then(|l| l.trim().parse::<i32>().ok());
+    let pid = text
+        .lines()
+        .next()
+        .and_then(|l| l.trim().parse::<i32>().ok());
     if let Some(pid) = pid
         && is_postmaster_of(pid, data_dir)
     {
-        tracing::warn!(pid, "stopping a PostgreSQL left running by an earlier owner");
+        tracing::warn!(
+            pid,
+            "stopping a PostgreSQL left running by an earlier owner"
+        );
         let _ = kill(Pid::from_raw(pid), Signal::SIGINT);
         let deadline = Instant::now() + Duration::from_secs(30);
         while process_alive(pid) {

@@ -30,7 +30,8 @@ impl DatabaseTarget {
     /// Stops the server-owned PostgreSQL, if any, after the pool is closed.
     pub async fn stop(mut self) {
         if let Some(mut pg) = self.local.take() {
-            let result = tokio::task::spawn_blocking(move || pg.stop(Duration::from_secs(15))).await;
+            let result =
+                tokio::task::spawn_blocking(move || pg.stop(Duration::from_secs(15))).await;
             match result {
                 Ok(Ok(())) => tracing::info!("local PostgreSQL stopped"),
                 Ok(Err(e)) => tracing::warn!(error = %e, "local PostgreSQL did not stop cleanly"),
@@ -52,7 +53,9 @@ pub async fn resolve_database(config: &Config) -> anyhow::Result<DatabaseTarget>
     }
     let base_dir = match &config.local_pg.dir {
         Some(dir) => dir.clone(),
-        None => local_pg::default_base_dir(&std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."))),
+        None => local_pg::default_base_dir(
+            &std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
+        ),
     };
     let options = LocalPgOptions {
         base_dir,
@@ -91,9 +94,16 @@ impl Application {
         let database = resolve_database(&config).await?;
         let conn = db::connect_with_retry(&config.database, &database.url)
             .await
-            .with_context(|| format!("connecting to PostgreSQL at {}", db::describe_url(&database.url)))?;
+            .with_context(|| {
+                format!(
+                    "connecting to PostgreSQL at {}",
+                    db::describe_url(&database.url)
+                )
+            })?;
         if config.database.run_migrations {
-            Migrator::up(&conn, None).await.context("running migrations")?;
+            Migrator::up(&conn, None)
+                .await
+                .context("running migrations")?;
             tracing::info!("migrations are up to date");
         }
         let db = Db::new(conn);
@@ -120,11 +130,16 @@ impl Application {
 
     /// Serves until `shutdown` completes, then drains requests, closes the pool and stops the
     /// server-owned PostgreSQL.
-    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         let addr = self.local_addr()?;
         tracing::info!(%addr, graphiql = self.state.config.graphiql, "serving GraphQL at http://{addr}/graphql");
         let router = http::router(self.state.clone());
-        let served = axum::serve(self.listener, router).with_graceful_shutdown(shutdown).await;
+        let served = axum::serve(self.listener, router)
+            .with_graceful_shutdown(shutdown)
+            .await;
         tracing::info!("server stopped; closing the database pool");
         let _ = self.state.db.conn.clone().close().await;
         self.database.stop().await;

@@ -84,7 +84,12 @@ pub struct Connection<N> {
 
 impl<N: Clone> Connection<N> {
     /// Builds a connection from a page, with `cursor` giving each row's cursor.
-    pub fn new<T>(page: Page<T>, total: TotalCount, cursor: impl Fn(&T) -> String, node: impl Fn(T) -> N) -> Self {
+    pub fn new<T>(
+        page: Page<T>,
+        total: TotalCount,
+        cursor: impl Fn(&T) -> String,
+        node: impl Fn(T) -> N,
+    ) -> Self {
         let edges: Vec<Edge<N>> = page
             .items
             .into_iter()
@@ -244,15 +249,27 @@ mod tests {
     fn page_sizes_run_from_zero_to_the_maximum() {
         assert!(args(Some(0), None).window(100, no_cursor).is_ok());
         assert!(args(Some(100), None).window(100, no_cursor).is_ok());
-        assert_eq!(field_of(args(Some(101), None).window(100, no_cursor)), Some("first".into()));
-        assert_eq!(field_of(args(None, Some(-1)).window(100, no_cursor)), Some("last".into()));
-        assert_eq!(field_of(args(Some(1), Some(1)).window(100, no_cursor)), Some("last".into()));
+        assert_eq!(
+            field_of(args(Some(101), None).window(100, no_cursor)),
+            Some("first".into())
+        );
+        assert_eq!(
+            field_of(args(None, Some(-1)).window(100, no_cursor)),
+            Some("last".into())
+        );
+        assert_eq!(
+            field_of(args(Some(1), Some(1)).window(100, no_cursor)),
+            Some("last".into())
+        );
     }
 
     #[test]
     fn no_size_means_the_first_twenty() {
         let w = args(None, None).window(100, no_cursor).ok();
-        assert_eq!(w.map(|w| (w.direction, w.limit)), Some((Direction::Forward, 20)));
+        assert_eq!(
+            w.map(|w| (w.direction, w.limit)),
+            Some((Direction::Forward, 20))
+        );
     }
 
     #[test]

@@ -72,7 +72,11 @@ pub fn id_cursor(scope: Scope, id: Uuid) -> String {
 /// The cursor of an investment within a parent's list.
 pub fn investment_cursor(parent: Parent, parent_id: Uuid, key: InvestmentKey) -> String {
     let scope = tag(Scope::Investments(parent, parent_id));
-    encode(&format!("{VERSION}|{scope}|{}/{}", key.0.format("%Y-%m-%d"), key.1))
+    encode(&format!(
+        "{VERSION}|{scope}|{}/{}",
+        key.0.format("%Y-%m-%d"),
+        key.1
+    ))
 }
 
 fn checked_key(cursor: &str, scope: Scope) -> Result<String, CursorError> {
@@ -91,7 +95,11 @@ pub fn decode_id(cursor: &str, scope: Scope) -> Result<Uuid, CursorError> {
 }
 
 /// Decodes an investment cursor of `parent_id`'s list.
-pub fn decode_investment(cursor: &str, parent: Parent, parent_id: Uuid) -> Result<InvestmentKey, CursorError> {
+pub fn decode_investment(
+    cursor: &str,
+    parent: Parent,
+    parent_id: Uuid,
+) -> Result<InvestmentKey, CursorError> {
     let key = checked_key(cursor, Scope::Investments(parent, parent_id))?;
     let (date, id) = key.split_once('/').ok_or(CursorError::Malformed)?;
     let date = NaiveDate::parse_from_str(date, "%Y-%m-%d").map_err(|_| CursorError::Malformed)?;
@@ -106,7 +114,10 @@ mod tests {
     #[test]
     fn cursors_round_trip_within_their_connection() {
         let id = Uuid::now_v7();
-        assert_eq!(decode_id(&id_cursor(Scope::Funds, id), Scope::Funds), Ok(id));
+        assert_eq!(
+            decode_id(&id_cursor(Scope::Funds, id), Scope::Funds),
+            Ok(id)
+        );
         let key = (NaiveDate::from_ymd_opt(2024, 3, 15).unwrap_or_default(), id);
         let parent = Uuid::now_v7();
         let c = investment_cursor(Parent::Fund, parent, key);
@@ -117,7 +128,10 @@ mod tests {
     fn cursors_are_refused_on_other_connections() {
         let id = Uuid::now_v7();
         let c = id_cursor(Scope::Funds, id);
-        assert_eq!(decode_id(&c, Scope::Investors), Err(CursorError::WrongConnection));
+        assert_eq!(
+            decode_id(&c, Scope::Investors),
+            Err(CursorError::WrongConnection)
+        );
         let key = (NaiveDate::default(), id);
         let c = investment_cursor(Parent::Fund, id, key);
         assert_eq!(
@@ -132,8 +146,18 @@ mod tests {
 
     #[test]
     fn garbage_is_malformed() {
-        for bad in ["", "abc", "!!!", &encode("v2|funds|x"), &encode("v1|funds|not-a-uuid")] {
-            assert_eq!(decode_id(bad, Scope::Funds), Err(CursorError::Malformed), "{bad}");
+        for bad in [
+            "",
+            "abc",
+            "!!!",
+            &encode("v2|funds|x"),
+            &encode("v1|funds|not-a-uuid"),
+        ] {
+            assert_eq!(
+                decode_id(bad, Scope::Funds),
+                Err(CursorError::Malformed),
+                "{bad}"
+            );
         }
     }
 }

@@ -30,7 +30,10 @@ pub fn selected_operation<'a>(
 
 /// Calls `visit` for every field (with its arguments) in the document's operations and
 /// fragments.
-fn for_each_field(doc: &ExecutableDocument, visit: &mut dyn FnMut(&async_graphql::parser::types::Field)) {
+fn for_each_field(
+    doc: &ExecutableDocument,
+    visit: &mut dyn FnMut(&async_graphql::parser::types::Field),
+) {
     fn walk(set: &SelectionSet, visit: &mut dyn FnMut(&async_graphql::parser::types::Field)) {
         for selection in &set.items {
             match &selection.node {
@@ -128,9 +131,12 @@ pub fn expanded_field_count(doc: &ExecutableDocument, op: &OperationDefinition) 
         let mut total: usize = 0;
         for selection in &set.items {
             let n = match &selection.node {
-                Selection::Field(field) => {
-                    1usize.saturating_add(count(&field.node.selection_set.node, fragments, memo, visiting))
-                }
+                Selection::Field(field) => 1usize.saturating_add(count(
+                    &field.node.selection_set.node,
+                    fragments,
+                    memo,
+                    visiting,
+                )),
                 Selection::InlineFragment(inline) => {
                     count(&inline.node.selection_set.node, fragments, memo, visiting)
                 }
@@ -184,8 +190,12 @@ mod tests {
 
     #[test]
     fn variable_paths_use_argument_and_field_names() {
-        let d = doc("mutation($y: Int!) { createFund(input: {name: \"x\", vintageYear: $y}) { id } }");
-        assert_eq!(variable_usage_path(&d, "y").as_deref(), Some("input.vintageYear"));
+        let d =
+            doc("mutation($y: Int!) { createFund(input: {name: \"x\", vintageYear: $y}) { id } }");
+        assert_eq!(
+            variable_usage_path(&d, "y").as_deref(),
+            Some("input.vintageYear")
+        );
         assert_eq!(variable_argument_positions(&d).len(), 1);
     }
 
@@ -193,7 +203,11 @@ mod tests {
     fn fragments_are_counted_without_expanding_them() {
         let mut text = String::from("query { ...f0 }\n");
         for i in 0..30 {
-            text.push_str(&format!("fragment f{i} on Query {{ ...f{} ...f{} }}\n", i + 1, i + 1));
+            text.push_str(&format!(
+                "fragment f{i} on Query {{ ...f{} ...f{} }}\n",
+                i + 1,
+                i + 1
+            ));
         }
         text.push_str("fragment f30 on Query { __typename }\n");
         let d = doc(&text);
@@ -203,7 +217,9 @@ mod tests {
 
     #[test]
     fn introspection_is_spotted_inside_fragments() {
-        assert!(selects_introspection(&doc("{ ...f } fragment f on Query { __schema { queryType { name } } }")));
+        assert!(selects_introspection(&doc(
+            "{ ...f } fragment f on Query { __schema { queryType { name } } }"
+        )));
         assert!(!selects_introspection(&doc("{ __typename }")));
     }
 }

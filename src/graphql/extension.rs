@@ -97,7 +97,11 @@ struct ApiExtensionImpl {
 }
 
 /// An error with a code (and optionally a field) in its extensions.
-pub fn coded_error(code: ErrorCode, message: impl Into<String>, field: Option<&str>) -> ServerError {
+pub fn coded_error(
+    code: ErrorCode,
+    message: impl Into<String>,
+    field: Option<&str>,
+) -> ServerError {
     let mut err = ServerError::new(message, None);
     set_code(&mut err, code, field);
     err
@@ -133,7 +137,10 @@ fn argument_path(message: &str) -> Option<&str> {
 
 /// A friendlier hint for our scalars' format, appended to coercion errors.
 fn scalar_hint(message: &str) -> Option<&'static str> {
-    let ty = message.rsplit_once("expected type \"")?.1.strip_suffix('"')?;
+    let ty = message
+        .rsplit_once("expected type \"")?
+        .1
+        .strip_suffix('"')?;
     Some(match ty {
         "Decimal" => {
             "a Decimal is a string such as \"1200.50\": at most 2 decimals and 18 integer digits, no float"
@@ -263,7 +270,8 @@ fn normalize(err: &mut ServerError, executed: bool) {
     } else if !executed {
         // e.g. an unknown operation name: the request cannot be run as sent.
         set_code(err, ErrorCode::BadRequest, None);
-    } else if err.message.starts_with("Failed to parse") || err.message.starts_with("Invalid value") {
+    } else if err.message.starts_with("Failed to parse") || err.message.starts_with("Invalid value")
+    {
         set_code(err, ErrorCode::BadUserInput, None);
     } else {
         log_internal(err, None);
@@ -330,10 +338,11 @@ impl Extension for ApiExtensionImpl {
         ctx: &ExtensionContext<'_>,
         next: NextValidation<'_>,
     ) -> Result<ValidationResult, Vec<ServerError>> {
-        let result = next
-            .run(ctx)
-            .await
-            .map_err(|errs| errs.into_iter().map(|e| self.classify_validation_error(e)).collect::<Vec<_>>())?;
+        let result = next.run(ctx).await.map_err(|errs| {
+            errs.into_iter()
+                .map(|e| self.classify_validation_error(e))
+                .collect::<Vec<_>>()
+        })?;
         if result.depth > self.limits.max_depth {
             return Err(vec![coded_error(
                 ErrorCode::QueryTooComplex,
@@ -402,7 +411,10 @@ mod tests {
             .into_server_error(Pos::default());
         normalize(&mut err, true);
         assert_eq!(error_code(&err), Some(ErrorCode::BadUserInput));
-        let field = err.extensions.as_ref().and_then(|e| e.get("field").cloned());
+        let field = err
+            .extensions
+            .as_ref()
+            .and_then(|e| e.get("field").cloned());
         assert_eq!(field, Some(async_graphql::Value::from("input.name")));
     }
 

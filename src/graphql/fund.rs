@@ -105,7 +105,18 @@ impl Fund {
         #[graphql(desc = "Page size from the end (0..=100).")] last: Option<i32>,
         #[graphql(desc = "End before this cursor.")] before: Option<String>,
     ) -> async_graphql::Result<Connection<Investment>> {
-        investments_of(ctx, Parent::Fund, self.0.id, PageArgs { first, after, last, before }).await
+        investments_of(
+            ctx,
+            Parent::Fund,
+            self.0.id,
+            PageArgs {
+                first,
+                after,
+                last,
+                before,
+            },
+        )
+        .await
     }
 
     /// Exact sum of amountUsd over all of this fund's investments ("0.00" when none).
@@ -200,7 +211,8 @@ impl CreateFundInput {
     pub fn validate(self) -> Result<NewFund, AppError> {
         let today = Utc::now().date_naive();
         Ok(NewFund {
-            name: domain::parse_name(&self.name).map_err(|m| AppError::bad_input("input.name", m))?,
+            name: domain::parse_name(&self.name)
+                .map_err(|m| AppError::bad_input("input.name", m))?,
             vintage_year: domain::check_vintage_year(self.vintage_year, today)
                 .map_err(|m| AppError::bad_input("input.vintageYear", m))?,
             target_size_usd: domain::check_positive(self.target_size_usd.0)
@@ -252,7 +264,8 @@ impl UpdateFundInput {
             .transpose()?;
         let target_size_usd = present(self.target_size_usd, "input.targetSizeUsd")?
             .map(|m| {
-                domain::check_positive(m.0).map_err(|e| AppError::bad_input("input.targetSizeUsd", e))
+                domain::check_positive(m.0)
+                    .map_err(|e| AppError::bad_input("input.targetSizeUsd", e))
             })
             .transpose()?;
         let status = present(self.status, "input.status")?.map(Into::into);
@@ -268,5 +281,7 @@ impl UpdateFundInput {
 
 /// Loads one fund for `Query.fund`.
 pub(super) async fn fund_by_id(ctx: &Context<'_>, id: Id) -> async_graphql::Result<Option<Fund>> {
-    Ok(service::fund::find_fund(&db(ctx)?.conn, id.0).await?.map(Fund))
+    Ok(service::fund::find_fund(&db(ctx)?.conn, id.0)
+        .await?
+        .map(Fund))
 }

@@ -10,9 +10,7 @@ use super::{
     loader::{FundKey, InvestorKey},
     scalars::{Date, DateTime, Id, Money},
 };
-use crate::{
-    domain, entity::investment, error::AppError, service::investment::NewInvestment,
-};
+use crate::{domain, entity::investment, error::AppError, service::investment::NewInvestment};
 
 /// A capital commitment of an investor to a fund.
 #[derive(Debug, Clone)]
@@ -55,13 +53,19 @@ impl Investment {
         let fund = loader(ctx)?.load_one(FundKey(self.0.fund_id)).await?;
         // The foreign key guarantees the row; its absence is a bug, not a user error.
         fund.map(Fund).ok_or_else(|| {
-            AppError::Internal(format!("fund {} of investment {} missing", self.0.fund_id, self.0.id)).into()
+            AppError::Internal(format!(
+                "fund {} of investment {} missing",
+                self.0.fund_id, self.0.id
+            ))
+            .into()
         })
     }
 
     /// The investor committing (batched across the page).
     async fn investor(&self, ctx: &Context<'_>) -> async_graphql::Result<Investor> {
-        let investor = loader(ctx)?.load_one(InvestorKey(self.0.investor_id)).await?;
+        let investor = loader(ctx)?
+            .load_one(InvestorKey(self.0.investor_id))
+            .await?;
         investor.map(Investor).ok_or_else(|| {
             AppError::Internal(format!(
                 "investor {} of investment {} missing",

@@ -97,7 +97,18 @@ impl Investor {
         #[graphql(desc = "Page size from the end (0..=100).")] last: Option<i32>,
         #[graphql(desc = "End before this cursor.")] before: Option<String>,
     ) -> async_graphql::Result<Connection<Investment>> {
-        investments_of(ctx, Parent::Investor, self.0.id, PageArgs { first, after, last, before }).await
+        investments_of(
+            ctx,
+            Parent::Investor,
+            self.0.id,
+            PageArgs {
+                first,
+                after,
+                last,
+                before,
+            },
+        )
+        .await
     }
 
     /// Exact sum of amountUsd over all of this investor's investments ("0.00" when none).
@@ -139,9 +150,11 @@ impl CreateInvestorInput {
     /// Checks every field into a service command.
     pub fn validate(self) -> Result<NewInvestor, AppError> {
         Ok(NewInvestor {
-            name: domain::parse_name(&self.name).map_err(|m| AppError::bad_input("input.name", m))?,
+            name: domain::parse_name(&self.name)
+                .map_err(|m| AppError::bad_input("input.name", m))?,
             investor_type: self.investor_type.into(),
-            email: domain::parse_email(&self.email).map_err(|m| AppError::bad_input("input.email", m))?,
+            email: domain::parse_email(&self.email)
+                .map_err(|m| AppError::bad_input("input.email", m))?,
         })
     }
 }

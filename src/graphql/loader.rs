@@ -74,7 +74,10 @@ pub struct TotalKey {
 }
 
 /// Groups keys by a part of them, so each group is one statement.
-fn group_by<K: Clone, G: std::hash::Hash + Eq>(keys: &[K], group: impl Fn(&K) -> G) -> HashMap<G, Vec<K>> {
+fn group_by<K: Clone, G: std::hash::Hash + Eq>(
+    keys: &[K],
+    group: impl Fn(&K) -> G,
+) -> HashMap<G, Vec<K>> {
     let mut groups: HashMap<G, Vec<K>> = HashMap::new();
     for key in keys {
         groups.entry(group(key)).or_default().push(key.clone());
@@ -97,10 +100,16 @@ impl Loader<InvestorKey> for DbLoader {
     type Value = investor::Model;
     type Error = LoadError;
 
-    async fn load(&self, keys: &[InvestorKey]) -> Result<HashMap<InvestorKey, investor::Model>, LoadError> {
+    async fn load(
+        &self,
+        keys: &[InvestorKey],
+    ) -> Result<HashMap<InvestorKey, investor::Model>, LoadError> {
         let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
         let found = service::investor::investors_by_ids(&self.db.conn, &ids).await?;
-        Ok(found.into_iter().map(|(id, i)| (InvestorKey(id), i)).collect())
+        Ok(found
+            .into_iter()
+            .map(|(id, i)| (InvestorKey(id), i))
+            .collect())
     }
 }
 
@@ -112,7 +121,8 @@ impl Loader<PageKey> for DbLoader {
         let mut out = HashMap::with_capacity(keys.len());
         for (parent, group) in group_by(keys, |k| k.parent) {
             let queries: Vec<PageQuery> = group.iter().map(|k| k.query.clone()).collect();
-            let pages = service::investment::investment_pages(&self.db.conn, parent, &queries).await?;
+            let pages =
+                service::investment::investment_pages(&self.db.conn, parent, &queries).await?;
             out.extend(group.into_iter().zip(pages));
         }
         Ok(out)
@@ -127,7 +137,9 @@ impl Loader<CountKey> for DbLoader {
         let mut out = HashMap::with_capacity(keys.len());
         for ((parent, aggregate), group) in group_by(keys, |k| (k.parent, k.aggregate)) {
             let ids: Vec<Uuid> = group.iter().map(|k| k.id).collect();
-            let counts = service::investment::count_by_parent(&self.db.conn, parent, aggregate, &ids).await?;
+            let counts =
+                service::investment::count_by_parent(&self.db.conn, parent, aggregate, &ids)
+                    .await?;
             out.extend(counts.into_iter().map(|(id, n)| {
                 (
                     CountKey {
@@ -151,8 +163,13 @@ impl Loader<TotalKey> for DbLoader {
         let mut out = HashMap::with_capacity(keys.len());
         for (parent, group) in group_by(keys, |k| k.parent) {
             let ids: Vec<Uuid> = group.iter().map(|k| k.id).collect();
-            let totals = service::investment::total_committed_by_parent(&self.db.conn, parent, &ids).await?;
-            out.extend(totals.into_iter().map(|(id, t)| (TotalKey { parent, id }, t)));
+            let totals =
+                service::investment::total_committed_by_parent(&self.db.conn, parent, &ids).await?;
+            out.extend(
+                totals
+                    .into_iter()
+                    .map(|(id, t)| (TotalKey { parent, id }, t)),
+            );
         }
         Ok(out)
     }

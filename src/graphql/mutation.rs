@@ -15,25 +15,43 @@ use crate::service;
 #[derive(Debug, Default)]
 pub struct MutationRoot;
 
-#[Object]
+#[Object(name = "Mutation")]
 impl MutationRoot {
     /// Creates a fund.
-    async fn create_fund(&self, ctx: &Context<'_>, input: CreateFundInput) -> async_graphql::Result<Fund> {
+    async fn create_fund(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateFundInput,
+    ) -> async_graphql::Result<Fund> {
         let new = input.validate()?;
-        Ok(Fund(service::fund::create_fund(&db(ctx)?.conn, actor(ctx)?, new).await?))
+        Ok(Fund(
+            service::fund::create_fund(&db(ctx)?.conn, actor(ctx)?, new).await?,
+        ))
     }
 
     /// Changes the given fields of a fund; absent fields keep their value. The status may
     /// only move forward (FUNDRAISING → INVESTING → CLOSED).
-    async fn update_fund(&self, ctx: &Context<'_>, input: UpdateFundInput) -> async_graphql::Result<Fund> {
+    async fn update_fund(
+        &self,
+        ctx: &Context<'_>,
+        input: UpdateFundInput,
+    ) -> async_graphql::Result<Fund> {
         let changes = input.validate()?;
-        Ok(Fund(service::fund::update_fund(&db(ctx)?.conn, actor(ctx)?, changes).await?))
+        Ok(Fund(
+            service::fund::update_fund(&db(ctx)?.conn, actor(ctx)?, changes).await?,
+        ))
     }
 
     /// Creates an investor; the email must not be taken (case-insensitively).
-    async fn create_investor(&self, ctx: &Context<'_>, input: CreateInvestorInput) -> async_graphql::Result<Investor> {
+    async fn create_investor(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateInvestorInput,
+    ) -> async_graphql::Result<Investor> {
         let new = input.validate()?;
-        Ok(Investor(service::investor::create_investor(&db(ctx)?.conn, actor(ctx)?, new).await?))
+        Ok(Investor(
+            service::investor::create_investor(&db(ctx)?.conn, actor(ctx)?, new).await?,
+        ))
     }
 
     /// Records an investment of an existing investor into an existing fund that is not CLOSED.

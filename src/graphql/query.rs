@@ -17,7 +17,7 @@ use crate::service;
 #[derive(Debug, Default)]
 pub struct QueryRoot;
 
-#[Object]
+#[Object(name = "Query")]
 impl QueryRoot {
     /// Oldest first (ids are UUIDv7, so id order is creation order).
     #[graphql(complexity = "connection_complexity(first, last, child_complexity)")]
@@ -30,8 +30,15 @@ impl QueryRoot {
         #[graphql(desc = "End before this cursor.")] before: Option<String>,
         #[graphql(desc = "Only funds matching every given field.")] filter: Option<FundFilter>,
     ) -> async_graphql::Result<Connection<Fund>> {
-        let args = PageArgs { first, after, last, before };
-        let window = args.window(limits(ctx)?.max_page_size, |c| cursor::decode_id(c, Scope::Funds))?;
+        let args = PageArgs {
+            first,
+            after,
+            last,
+            before,
+        };
+        let window = args.window(limits(ctx)?.max_page_size, |c| {
+            cursor::decode_id(c, Scope::Funds)
+        })?;
         let filter: service::fund::FundFilter = filter.unwrap_or_default().into();
         let page = service::fund::list_funds(&db(ctx)?.conn, &filter, &window).await?;
         Ok(Connection::new(
@@ -43,7 +50,11 @@ impl QueryRoot {
     }
 
     /// A fund by id, or null when there is none.
-    async fn fund(&self, ctx: &Context<'_>, #[graphql(desc = "The fund's id.")] id: Id) -> async_graphql::Result<Option<Fund>> {
+    async fn fund(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The fund's id.")] id: Id,
+    ) -> async_graphql::Result<Option<Fund>> {
         fund_by_id(ctx, id).await
     }
 
@@ -56,10 +67,19 @@ impl QueryRoot {
         #[graphql(desc = "Start after this cursor.")] after: Option<String>,
         #[graphql(desc = "Page size from the end (0..=100).")] last: Option<i32>,
         #[graphql(desc = "End before this cursor.")] before: Option<String>,
-        #[graphql(desc = "Only investors matching every given field.")] filter: Option<InvestorFilter>,
+        #[graphql(desc = "Only investors matching every given field.")] filter: Option<
+            InvestorFilter,
+        >,
     ) -> async_graphql::Result<Connection<Investor>> {
-        let args = PageArgs { first, after, last, before };
-        let window = args.window(limits(ctx)?.max_page_size, |c| cursor::decode_id(c, Scope::Investors))?;
+        let args = PageArgs {
+            first,
+            after,
+            last,
+            before,
+        };
+        let window = args.window(limits(ctx)?.max_page_size, |c| {
+            cursor::decode_id(c, Scope::Investors)
+        })?;
         let filter: service::investor::InvestorFilter = filter.unwrap_or_default().into();
         let page = service::investor::list_investors(&db(ctx)?.conn, &filter, &window).await?;
         Ok(Connection::new(
@@ -71,8 +91,14 @@ impl QueryRoot {
     }
 
     /// An investor by id, or null when there is none.
-    async fn investor(&self, ctx: &Context<'_>, #[graphql(desc = "The investor's id.")] id: Id) -> async_graphql::Result<Option<Investor>> {
-        Ok(service::investor::find_investor(&db(ctx)?.conn, id.0).await?.map(Investor))
+    async fn investor(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The investor's id.")] id: Id,
+    ) -> async_graphql::Result<Option<Investor>> {
+        Ok(service::investor::find_investor(&db(ctx)?.conn, id.0)
+            .await?
+            .map(Investor))
     }
 
     /// An investment by id, or null when there is none.
@@ -81,6 +107,8 @@ impl QueryRoot {
         ctx: &Context<'_>,
         #[graphql(desc = "The investment's id.")] id: Id,
     ) -> async_graphql::Result<Option<Investment>> {
-        Ok(service::investment::find_investment(&db(ctx)?.conn, id.0).await?.map(Investment))
+        Ok(service::investment::find_investment(&db(ctx)?.conn, id.0)
+            .await?
+            .map(Investment))
     }
 }

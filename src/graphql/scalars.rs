@@ -46,9 +46,9 @@ impl ScalarType for Money {
     fn is_valid(value: &Value) -> bool {
         match value {
             Value::String(text) => domain::parse_money(text).is_ok(),
-            Value::Number(n) => n.as_i64().is_some_and(|i| {
-                domain::money_from_integer(i128::from(i)).is_ok()
-            }),
+            Value::Number(n) => n
+                .as_i64()
+                .is_some_and(|i| domain::money_from_integer(i128::from(i)).is_ok()),
             _ => false,
         }
     }
@@ -200,7 +200,10 @@ mod tests {
 
     #[test]
     fn money_accepts_strings_and_integers_but_never_floats() {
-        assert_eq!(Money::parse(s("0.3")).ok().map(|m| m.to_value()), Some(s("0.30")));
+        assert_eq!(
+            Money::parse(s("0.3")).ok().map(|m| m.to_value()),
+            Some(s("0.30"))
+        );
         assert_eq!(
             Money::parse(Value::from(1200)).ok().map(|m| m.to_value()),
             Some(s("1200.00"))

@@ -128,7 +128,10 @@ impl Outcome {
     fn status(&self, format: Format) -> StatusCode {
         match self.first_code() {
             Some(ErrorCode::MethodNotAllowed) => StatusCode::METHOD_NOT_ALLOWED,
-            _ if format == Format::GraphqlResponse && !self.executed && !self.response.errors.is_empty() => {
+            _ if format == Format::GraphqlResponse
+                && !self.executed
+                && !self.response.errors.is_empty() =>
+            {
                 StatusCode::BAD_REQUEST
             }
             _ => StatusCode::OK,
@@ -137,7 +140,12 @@ impl Outcome {
 }
 
 /// An error response written without running anything (bad body, too large, …).
-fn request_error(status: StatusCode, format: Format, code: ErrorCode, message: impl Into<String>) -> HttpResponse {
+fn request_error(
+    status: StatusCode,
+    format: Format,
+    code: ErrorCode,
+    message: impl Into<String>,
+) -> HttpResponse {
     let outcome = Outcome::refused(coded_error(code, message, None));
     let mut response = json_response(status, format, &outcome.wire());
     response.extensions_mut().insert(GraphqlOutcome {
@@ -152,10 +160,13 @@ fn json_response<T: Serialize>(status: StatusCode, format: Format, body: &T) -> 
         Ok(bytes) => {
             let mut response = HttpResponse::new(Body::from(bytes));
             *response.status_mut() = status;
+            response.headers_mut().insert(
+                CONTENT_TYPE,
+                HeaderValue::from_static(format.content_type()),
+            );
             response
                 .headers_mut()
-                .insert(CONTENT_TYPE, HeaderValue::from_static(format.content_type()));
-            response.headers_mut().insert(VARY, HeaderValue::from_static("accept"));
+                .insert(VARY, HeaderValue::from_static("accept"));
             response
         }
         Err(err) => {
@@ -186,7 +197,13 @@ async fn execute_one(state: &AppState, request: Request, actor: &Actor, is_get: 
 }
 
 /// Runs a single or batched request and writes the HTTP response.
-async fn run(state: &AppState, format: Format, batch: BatchRequest, request_id: &str, is_get: bool) -> HttpResponse {
+async fn run(
+    state: &AppState,
+    format: Format,
+    batch: BatchRequest,
+    request_id: &str,
+    is_get: bool,
+) -> HttpResponse {
     let actor = Actor {
         subject: None,
         request_id: request_id.to_owned(),
@@ -212,7 +229,10 @@ async fn run(state: &AppState, format: Format, batch: BatchRequest, request_id: 
                     if limit == 0 {
                         "batched requests are turned off on this server".to_owned()
                     } else {
-                        format!("a batch may hold at most {limit} operations, got {}", requests.len())
+                        format!(
+                            "a batch may hold at most {limit} operations, got {}",
+                            requests.len()
+                        )
                     },
                 );
             }
@@ -226,7 +246,10 @@ async fn run(state: &AppState, format: Format, batch: BatchRequest, request_id: 
                 outcomes.push(execute_one(state, request, &actor, is_get).await);
             }
             let all_refused = outcomes.iter().all(|o| !o.executed);
-            let status = if outcomes.iter().any(|o| o.first_code() == Some(ErrorCode::MethodNotAllowed)) {
+            let status = if outcomes
+                .iter()
+                .any(|o| o.first_code() == Some(ErrorCode::MethodNotAllowed))
+            {
                 StatusCode::METHOD_NOT_ALLOWED
             } else if format == Format::GraphqlResponse && all_refused {
                 StatusCode::BAD_REQUEST
@@ -294,7 +317,12 @@ pub async fn graphql_post(
                     format!("the request body is over the limit of {limit} bytes"),
                 )
             } else {
-                request_error(StatusCode::BAD_REQUEST, format, ErrorCode::BadRequest, "could not read the request body")
+                request_error(
+                    StatusCode::BAD_REQUEST,
+                    format,
+                    ErrorCode::BadRequest,
+                    "could not read the request body",
+                )
             };
         }
     };
@@ -358,14 +386,21 @@ pub async fn graphql_get(
             ErrorCode::BadRequest,
             "GraphiQL is turned off on this server; POST GraphQL requests to /graphql",
         );
-        response.headers_mut().insert(ALLOW, HeaderValue::from_static("GET, POST"));
+        response
+            .headers_mut()
+            .insert(ALLOW, HeaderValue::from_static("GET, POST"));
         return response;
     }
     let Some(format) = negotiate(&headers) else {
         return not_acceptable();
     };
     let Some(params) = params else {
-        return request_error(StatusCode::BAD_REQUEST, format, ErrorCode::BadRequest, "the query string could not be read");
+        return request_error(
+            StatusCode::BAD_REQUEST,
+            format,
+            ErrorCode::BadRequest,
+            "the query string could not be read",
+        );
     };
     let mut request = Request::new(params.query.unwrap_or_default());
     if let Some(name) = params.operation_name {
@@ -398,7 +433,14 @@ pub async fn graphql_get(
             }
         }
     }
-    run(&state, format, BatchRequest::Single(request), &request_id.0, true).await
+    run(
+        &state,
+        format,
+        BatchRequest::Single(request),
+        &request_id.0,
+        true,
+    )
+    .await
 }
 
 #[cfg(test)]
@@ -416,13 +458,20 @@ mod tests {
     #[test]
     fn the_spec_media_type_wins_when_preferred() {
         assert_eq!(negotiate(&HeaderMap::new()), Some(Format::Json));
-        assert_eq!(negotiate(&accept(GRAPHQL_RESPONSE_JSON)), Some(Format::GraphqlResponse));
         assert_eq!(
-            negotiate(&accept("application/graphql-response+json, application/json;q=0.9")),
+            negotiate(&accept(GRAPHQL_RESPONSE_JSON)),
             Some(Format::GraphqlResponse)
         );
         assert_eq!(
-            negotiate(&accept("application/json, application/graphql-response+json;q=0.5")),
+            negotiate(&accept(
+                "application/graphql-response+json, application/json;q=0.9"
+            )),
+            Some(Format::GraphqlResponse)
+        );
+        assert_eq!(
+            negotiate(&accept(
+                "application/json, application/graphql-response+json;q=0.5"
+            )),
             Some(Format::Json)
         );
         assert_eq!(negotiate(&accept("*/*")), Some(Format::Json));

@@ -18,7 +18,8 @@ pub async fn healthz() -> impl IntoResponse {
 
 /// `GET /readyz`: 200 when the database answers `SELECT 1` in time, else 503.
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    let probe = tokio::time::timeout(READY_TIMEOUT, state.db.conn.execute_unprepared("SELECT 1")).await;
+    let probe =
+        tokio::time::timeout(READY_TIMEOUT, state.db.conn.execute_unprepared("SELECT 1")).await;
     match probe {
         Ok(Ok(_)) => (StatusCode::OK, Json(json!({ "status": "ready" }))),
         Ok(Err(err)) => {

@@ -41,7 +41,11 @@ fn acceptable_request_id(value: &str) -> bool {
 }
 
 /// Wraps every request: assigns the id, opens the span, logs the outcome.
-pub async fn request_context(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+pub async fn request_context(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let id = request
         .headers()
         .get(REQUEST_ID_HEADER)
@@ -63,7 +67,11 @@ pub async fn request_context(State(state): State<AppState>, mut request: Request
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(REQUEST_ID_HEADER, value);
     }
-    let outcome = response.extensions().get::<GraphqlOutcome>().cloned().unwrap_or_default();
+    let outcome = response
+        .extensions()
+        .get::<GraphqlOutcome>()
+        .cloned()
+        .unwrap_or_default();
     if let Some(op) = &outcome.operation {
         span.record("operation", op.as_str());
     }

@@ -41,7 +41,10 @@ pub fn router(state: AppState) -> Router {
             .and(NotForContentType::SSE),
     );
     Router::new()
-        .route("/graphql", get(graphql::graphql_get).post(graphql::graphql_post))
+        .route(
+            "/graphql",
+            get(graphql::graphql_get).post(graphql::graphql_post),
+        )
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .fallback(health::not_found)

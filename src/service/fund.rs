@@ -4,9 +4,12 @@ use std::collections::HashMap;
 
 use rust_decimal::Decimal;
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection,
-    EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Select, TransactionTrait,
-    sea_query::extension::postgres::PgExpr, sea_query::{Expr, ExprTrait},
+    ActiveModelTrait,
+    ActiveValue::Set,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect, Select, TransactionTrait,
+    sea_query::extension::postgres::PgExpr,
+    sea_query::{Expr, ExprTrait},
 };
 use uuid::Uuid;
 
@@ -47,12 +50,18 @@ impl FundFilter {
 }
 
 /// A fund by id, or `None`.
-pub async fn find_fund(db: &impl ConnectionTrait, id: Uuid) -> Result<Option<fund::Model>, AppError> {
+pub async fn find_fund(
+    db: &impl ConnectionTrait,
+    id: Uuid,
+) -> Result<Option<fund::Model>, AppError> {
     Ok(fund::Entity::find_by_id(id).one(db).await?)
 }
 
 /// Funds by id, in no particular order; unknown ids are left out.
-pub async fn funds_by_ids(db: &impl ConnectionTrait, ids: &[Uuid]) -> Result<HashMap<Uuid, fund::Model>, AppError> {
+pub async fn funds_by_ids(
+    db: &impl ConnectionTrait,
+    ids: &[Uuid],
+) -> Result<HashMap<Uuid, fund::Model>, AppError> {
     let rows = fund::Entity::find()
         .filter(Expr::col(fund::Column::Id).eq(Expr::cust_with_values("ANY($1)", [ids.to_vec()])))
         .all(db)
@@ -101,7 +110,11 @@ pub struct NewFund {
 
 /// Creates a fund.
 #[tracing::instrument(skip_all, fields(request_id = %actor.request_id))]
-pub async fn create_fund(db: &DatabaseConnection, actor: &Actor, new: NewFund) -> Result<fund::Model, AppError> {
+pub async fn create_fund(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    new: NewFund,
+) -> Result<fund::Model, AppError> {
     let now = now_micros();
     let model = fund::ActiveModel {
         id: Set(Uuid::now_v7()),
@@ -141,7 +154,11 @@ impl FundChanges {
 
 /// Updates a fund under its row lock, so a close and a racing investment are serialised.
 #[tracing::instrument(skip_all, fields(request_id = %actor.request_id, fund_id = %changes.id))]
-pub async fn update_fund(db: &DatabaseConnection, actor: &Actor, changes: FundChanges) -> Result<fund::Model, AppError> {
+pub async fn update_fund(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    changes: FundChanges,
+) -> Result<fund::Model, AppError> {
     let txn = db.begin().await?;
     let current = fund::Entity::find_by_id(changes.id)
         .lock_exclusive()
@@ -165,7 +182,10 @@ pub async fn update_fund(db: &DatabaseConnection, actor: &Actor, changes: FundCh
         return Ok(current);
     }
     // updatedAt must move on every update, even two within one microsecond.
-    let updated_at = Ord::max(now_micros(), current.updated_at + chrono::Duration::microseconds(1));
+    let updated_at = Ord::max(
+        now_micros(),
+        current.updated_at + chrono::Duration::microseconds(1),
+    );
     let mut model: fund::ActiveModel = current.into();
     if let Some(name) = changes.name {
         model.name = Set(name);

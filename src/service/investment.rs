@@ -217,8 +217,13 @@ pub async fn investment_pages(
     }
     let mut rows_by_query: Vec<Vec<investment::Model>> = vec![Vec::new(); queries.len()];
     for (shape, members) in groups {
-        let mut values: Vec<Value> =
-            vec![members.iter().map(|&i| queries[i].parent_id).collect::<Vec<_>>().into()];
+        let mut values: Vec<Value> = vec![
+            members
+                .iter()
+                .map(|&i| queries[i].parent_id)
+                .collect::<Vec<_>>()
+                .into(),
+        ];
         let mut cursor_arrays = |pick: fn(&PageWindow<InvestmentKey>) -> Option<InvestmentKey>| {
             let keys: Vec<InvestmentKey> = members
                 .iter()
@@ -234,10 +239,17 @@ pub async fn investment_pages(
             cursor_arrays(|w| w.before);
         }
         values.push(i64::from(shape.limit + 1).into());
-        let stmt = Statement::from_sql_and_values(DbBackend::Postgres, page_sql(parent, shape), values);
+        let stmt =
+            Statement::from_sql_and_values(DbBackend::Postgres, page_sql(parent, shape), values);
         for row in PageRow::find_by_statement(stmt).all(db).await? {
-            let Some(&query_index) = usize::try_from(row.ord - 1).ok().and_then(|o| members.get(o)) else {
-                return Err(AppError::Internal(format!("page row with ordinal {} out of range", row.ord)));
+            let Some(&query_index) = usize::try_from(row.ord - 1)
+                .ok()
+                .and_then(|o| members.get(o))
+            else {
+                return Err(AppError::Internal(format!(
+                    "page row with ordinal {} out of range",
+                    row.ord
+                )));
             };
             rows_by_query[query_index].push(investment::Model {
                 id: row.id,

@@ -3,8 +3,10 @@
 use std::collections::HashMap;
 
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection,
-    EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Select,
+    ActiveModelTrait,
+    ActiveValue::Set,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect, Select,
     sea_query::{Expr, ExprTrait, Func},
 };
 use uuid::Uuid;
@@ -48,7 +50,10 @@ impl InvestorFilter {
 }
 
 /// An investor by id, or `None`.
-pub async fn find_investor(db: &impl ConnectionTrait, id: Uuid) -> Result<Option<investor::Model>, AppError> {
+pub async fn find_investor(
+    db: &impl ConnectionTrait,
+    id: Uuid,
+) -> Result<Option<investor::Model>, AppError> {
     Ok(investor::Entity::find_by_id(id).one(db).await?)
 }
 
@@ -58,7 +63,9 @@ pub async fn investors_by_ids(
     ids: &[Uuid],
 ) -> Result<HashMap<Uuid, investor::Model>, AppError> {
     let rows = investor::Entity::find()
-        .filter(Expr::col(investor::Column::Id).eq(Expr::cust_with_values("ANY($1)", [ids.to_vec()])))
+        .filter(
+            Expr::col(investor::Column::Id).eq(Expr::cust_with_values("ANY($1)", [ids.to_vec()])),
+        )
         .all(db)
         .await?;
     Ok(rows.into_iter().map(|i| (i.id, i)).collect())
@@ -86,7 +93,10 @@ pub async fn list_investors(
 }
 
 /// How many investors match the filter.
-pub async fn count_investors(db: &impl ConnectionTrait, filter: &InvestorFilter) -> Result<u64, AppError> {
+pub async fn count_investors(
+    db: &impl ConnectionTrait,
+    filter: &InvestorFilter,
+) -> Result<u64, AppError> {
     Ok(filter.apply(investor::Entity::find()).count(db).await?)
 }
 

@@ -92,7 +92,12 @@ pub fn like_contains_pattern(text: &str) -> String {
 mod tests {
     use super::*;
 
-    fn window(direction: Direction, limit: u32, after: Option<u8>, before: Option<u8>) -> PageWindow<u8> {
+    fn window(
+        direction: Direction,
+        limit: u32,
+        after: Option<u8>,
+        before: Option<u8>,
+    ) -> PageWindow<u8> {
         PageWindow {
             direction,
             limit,
