@@ -324,3 +324,91 @@ pub fn is_unique_violation(err: &DbErr, index: &str) -> bool {
 pub fn is_foreign_key_violation(err: &DbErr, constraint: &str) -> bool {
     matches!(database_error(err), Some((code, Some(c))) if code == "23503" && c == constraint)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_variant_maps_to_exactly_one_contract_code() {
+        let id = uuid::Uuid::nil();
+        let cases: Vec<(AppError, &str)> = vec![
+            (AppError::bad_input("input.name", "blank"), "BAD_USER_INPUT"),
+            (
+                AppError::NotFound {
+                    entity: "fund",
+                    id,
+                    field: "input.fundId",
+                },
+                "NOT_FOUND",
+            ),
+            (
+                AppError::Conflict {
+                    field: "input.email",
+                    message: "taken".into(),
+                },
+                "CONFLICT",
+            ),
+            (AppError::FundClosed { fund_id: id }, "FUND_CLOSED"),
+            (
+                AppError::InvalidStatusTransition {
+                    from: "CLOSED",
+                    to: "INVESTING",
+                },
+                "INVALID_STATUS_TRANSITION",
+            ),
+            (AppError::Timeout, "REQUEST_TIMEOUT"),
+            (AppError::ServiceUnavailable(None), "SERVICE_UNAVAILABLE"),
+            (
+                AppError::CommitOutcomeUnknown(DbErr::Custom("commit".into())),
+                "INTERNAL_SERVER_ERROR",
+            ),
+            (
+                AppError::Database(DbErr::Custom("x".into())),
+                "INTERNAL_SERVER_ERROR",
+            ),
+            (AppError::Internal("x".into()), "INTERNAL_SERVER_ERROR"),
+        ];
+        for (err, code) in cases {
+            assert_eq!(err.code().as_str(), code, "{err:?}");
+            assert_eq!(ErrorCode::from_code(code), Some(err.code()));
+        }
+    }
+
+    #[test]
+    fn internal_errors_never_show_their_cause() {
+        let err = AppError::Database(DbErr::Custom("relation \"funds\" does not exist".into()));
+        assert_eq!(err.public_message(), INTERNAL_MESSAGE);
+        let err = AppError::CommitOutcomeUnknown(DbErr::Custom("broken pipe".into()));
+        assert_eq!(err.public_message(), INTERNAL_MESSAGE);
+        assert_eq!(
+            AppError::bad_input("first", "too big").public_message(),
+            "first: too big"
+        );
+    }
+
+    #[test]
+    fn pool_and_connection_failures_are_unavailable_not_internal() {
+        let acquire = DbErr::ConnectionAcquire(sea_orm::error::ConnAcquireErr::Timeout);
+        assert_eq!(classify_db_error(&acquire), DbErrorClass::Unavailable);
+        assert_eq!(
+            AppError::from(acquire).code(),
+            ErrorCode::ServiceUnavailable
+        );
+        let conn = DbErr::Conn(RuntimeErr::Internal("refused".into()));
+        assert_eq!(AppError::from(conn).code(), ErrorCode::ServiceUnavailable);
+        assert_eq!(
+            AppError::from(DbErr::Custom("x".into())).code(),
+            ErrorCode::InternalServerError
+        );
+    }
+
+    #[test]
+    fn codes_round_trip_and_request_errors_are_known() {
+        for code in ErrorCode::ALL {
+            assert_eq!(ErrorCode::from_code(code.as_str()), Some(code));
+        }
+        assert!(ErrorCode::GraphqlParseFailed.is_request_error());
+        assert!(!ErrorCode::BadUserInput.is_request_error());
+    }
+}

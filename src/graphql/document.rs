@@ -179,6 +179,165 @@ pub fn selects_introspection(doc: &ExecutableDocument) -> bool {
     found
 }
 
+/// The field selections (all of them, fragments included) answering to `response_key` in the
+/// given selection sets, as (field name, child selection sets).
+fn fields_for_key<'a>(
+    doc: &'a ExecutableDocument,
+    sets: &[&'a SelectionSet],
+    response_key: &str,
+) -> Option<(&'a str, Vec<&'a SelectionSet>)> {
+    fn collect<'a>(
+        doc: &'a ExecutableDocument,
+        set: &'a SelectionSet,
+        key: &str,
+        name: &mut Option<&'a str>,
+        children: &mut Vec<&'a SelectionSet>,
+        depth: usize,
+    ) {
+        if depth > 64 {
+            return;
+        }
+        for selection in &set.items {
+            match &selection.node {
+                Selection::Field(field) if field.node.response_key().node.as_str() == key => {
+                    *name = Some(field.node.name.node.as_str());
+                    children.push(&field.node.selection_set.node);
+                }
+                Selection::Field(_) => {}
+                Selection::InlineFragment(inline) => collect(
+                    doc,
+                    &inline.node.selection_set.node,
+                    key,
+                    name,
+                    children,
+                    depth + 1,
+                ),
+                Selection::FragmentSpread(spread) => {
+                    if let Some(fragment) = doc.fragments.get(&spread.node.fragment_name.node) {
+                        collect(
+                            doc,
+                            &fragment.node.selection_set.node,
+                            key,
+                            name,
+                            children,
+                            depth + 1,
+                        );
+                    }
+                }
+            }
+        }
+    }
+    let mut name = None;
+    let mut children = Vec::new();
+    for set in sets {
+        collect(doc, set, response_key, &mut name, &mut children, 0);
+    }
+    name.map(|n| (n, children))
+}
+
+/// Whether each step of `path` (a response path) is nullable, per the schema.
+fn nullability_along(
+    registry: &async_graphql::registry::Registry,
+    doc: &ExecutableDocument,
+    op: &OperationDefinition,
+    path: &[async_graphql::PathSegment],
+) -> Option<Vec<bool>> {
+    use async_graphql::{PathSegment, parser::types::OperationType, registry::MetaTypeName};
+    let root = match op.ty {
+        OperationType::Query => registry.query_type.as_str(),
+        OperationType::Mutation => registry.mutation_type.as_deref()?,
+        OperationType::Subscription => registry.subscription_type.as_deref()?,
+    };
+    let mut parent = root.to_owned();
+    let mut current_ty = String::new();
+    let mut sets = vec![&op.selection_set.node];
+    let mut nullable = Vec::with_capacity(path.len());
+    for segment in path {
+        match segment {
+            PathSegment::Field(key) => {
+                let (name, children) = fields_for_key(doc, &sets, key)?;
+                let ty = if name == "__typename" {
+                    "String!".to_owned()
+                } else {
+                    registry.types.get(&parent)?.field_by_name(name)?.ty.clone()
+                };
+                nullable.push(!ty.ends_with('!'));
+                parent = MetaTypeName::concrete_typename(&ty).to_owned();
+                current_ty = ty;
+                sets = children;
+            }
+            PathSegment::Index(_) => {
+                let list = current_ty.strip_suffix('!').unwrap_or(&current_ty);
+                let item = list.strip_prefix('[')?.strip_suffix(']')?.to_owned();
+                nullable.push(!item.ends_with('!'));
+                current_ty = item;
+            }
+        }
+    }
+    Some(nullable)
+}
+
+/// Sets the value at `path` to null; false when the path no longer exists (an ancestor was
+/// already nulled).
+fn set_null(data: &mut async_graphql::Value, path: &[async_graphql::PathSegment]) -> bool {
+    use async_graphql::{PathSegment, Value as ConstValue};
+    let Some((last, parents)) = path.split_last() else {
+        *data = ConstValue::Null;
+        return true;
+    };
+    let mut node = data;
+    for segment in parents {
+        node = match (segment, node) {
+            (PathSegment::Field(key), ConstValue::Object(map)) => match map.get_mut(key.as_str()) {
+                Some(child) => child,
+                None => return false,
+            },
+            (PathSegment::Index(i), ConstValue::List(items)) => match items.get_mut(*i) {
+                Some(child) => child,
+                None => return false,
+            },
+            _ => return false,
+        };
+    }
+    match (last, node) {
+        (PathSegment::Field(key), ConstValue::Object(map)) => {
+            map.insert(Name::new(key), ConstValue::Null);
+            true
+        }
+        (PathSegment::Index(i), ConstValue::List(items)) if *i < items.len() => {
+            items[*i] = ConstValue::Null;
+            true
+        }
+        _ => false,
+    }
+}
+
+/// Applies the spec's null propagation for field errors, which async-graphql 7 leaves out (it
+/// drops the failing field from its parent): a failed field becomes null, and a null in a
+/// non-null position makes its nearest nullable ancestor null (or `data` itself).
+pub fn propagate_errors_to_nulls(
+    registry: &async_graphql::registry::Registry,
+    doc: &ExecutableDocument,
+    op: &OperationDefinition,
+    data: &mut async_graphql::Value,
+    error_paths: &[&[async_graphql::PathSegment]],
+) {
+    for path in error_paths {
+        if path.is_empty() {
+            continue;
+        }
+        let Some(nullable) = nullability_along(registry, doc, op, path) else {
+            continue;
+        };
+        match nullable.iter().rposition(|n| *n) {
+            Some(at) => {
+                set_null(data, &path[..=at]);
+            }
+            None => *data = async_graphql::Value::Null,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -85,6 +85,7 @@ impl ExtensionFactory for ApiExtension {
             limits: self.limits.clone(),
             executed: AtomicBool::new(false),
             variable_arguments: Mutex::new(HashSet::new()),
+            query: Mutex::new(None),
         })
     }
 }
@@ -94,6 +95,8 @@ struct ApiExtensionImpl {
     executed: AtomicBool,
     /// Argument positions whose values come from variables (set while parsing).
     variable_arguments: Mutex<HashSet<Pos>>,
+    /// The document text and the operation that ran, to place nulls after field errors.
+    query: Mutex<Option<(String, Option<String>)>>,
 }
 
 /// An error with a code (and optionally a field) in its extensions.
@@ -153,6 +156,29 @@ fn scalar_hint(message: &str) -> Option<&'static str> {
 }
 
 impl ApiExtensionImpl {
+    /// Rare path (only when a field failed): re-parses the document to find each failing
+    /// field's type and nulls the nearest nullable ancestor, as the spec requires.
+    fn propagate_nulls(&self, ctx: &ExtensionContext<'_>, response: &mut Response) {
+        let Some((query, op_name)) = self.query.lock().ok().and_then(|q| q.clone()) else {
+            return;
+        };
+        let Ok(doc) = async_graphql::parser::parse_query(&query) else {
+            return;
+        };
+        let Some(op) = document::selected_operation(&doc, op_name.as_deref()) else {
+            return;
+        };
+        let paths: Vec<&[async_graphql::PathSegment]> =
+            response.errors.iter().map(|e| e.path.as_slice()).collect();
+        document::propagate_errors_to_nulls(
+            &ctx.schema_env.registry,
+            &doc,
+            op,
+            &mut response.data,
+            &paths,
+        );
+    }
+
     fn classify_validation_error(&self, mut err: ServerError) -> ServerError {
         if has_code(&err) {
             return err;
@@ -307,6 +333,9 @@ impl Extension for ApiExtensionImpl {
         for err in &mut response.errors {
             normalize(err, executed);
         }
+        if executed && response.errors.iter().any(|e| !e.path.is_empty()) {
+            self.propagate_nulls(ctx, &mut response);
+        }
         response
     }
 
@@ -328,6 +357,9 @@ impl Extension for ApiExtensionImpl {
         })?;
         if let Ok(mut set) = self.variable_arguments.lock() {
             *set = document::variable_argument_positions(&doc);
+        }
+        if let Ok(mut slot) = self.query.lock() {
+            *slot = Some((query.to_owned(), None));
         }
         self.check_document(ctx, &doc, variables)?;
         Ok(doc)
@@ -373,6 +405,11 @@ impl Extension for ApiExtensionImpl {
         next: NextExecute<'_>,
     ) -> Response {
         self.executed.store(true, Ordering::Relaxed);
+        if let Ok(mut slot) = self.query.lock()
+            && let Some((_, name)) = slot.as_mut()
+        {
+            *name = operation_name.map(str::to_owned);
+        }
         if let Some(state) = ctx.data_opt::<Arc<ExecState>>() {
             state.executed.store(true, Ordering::Relaxed);
         }

@@ -326,20 +326,50 @@ pub async fn graphql_post(
             };
         }
     };
-    let batch: BatchRequest = match serde_json::from_slice(&bytes) {
+    let batch = match parse_body(&bytes) {
         Ok(batch) => batch,
-        Err(err) => {
+        Err(reason) => {
             return request_error(
                 StatusCode::BAD_REQUEST,
                 format,
                 ErrorCode::BadRequest,
                 format!(
-                    "the body is not a GraphQL request (JSON with \"query\", \"variables\", \"operationName\", or an array of them): {err}"
+                    "the body is not a GraphQL request (a JSON object with \"query\", \"variables\", \"operationName\", or a non-empty array of them): {reason}"
                 ),
             );
         }
     };
     run(&state, format, batch, &request_id.0, false).await
+}
+
+/// Reads a single request (a JSON object) or a batch (a non-empty array of objects). serde
+/// would also build a request out of an array, so the shape is checked first.
+fn parse_body(bytes: &[u8]) -> Result<BatchRequest, String> {
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    match first {
+        Some(b'{') => serde_json::from_slice::<Request>(bytes)
+            .map(BatchRequest::Single)
+            .map_err(|e| e.to_string()),
+        Some(b'[') => {
+            let items: Vec<Box<serde_json::value::RawValue>> =
+                serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+            if items.is_empty() {
+                return Err("the batch is empty".to_owned());
+            }
+            items
+                .iter()
+                .map(|raw| {
+                    if raw.get().trim_start().starts_with('{') {
+                        serde_json::from_str::<Request>(raw.get()).map_err(|e| e.to_string())
+                    } else {
+                        Err("every batch item must be an object".to_owned())
+                    }
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map(BatchRequest::Batch)
+        }
+        _ => Err("expected a JSON object or array".to_owned()),
+    }
 }
 
 /// Query-string parameters of `GET /graphql`.
