@@ -106,7 +106,7 @@ impl Application {
                 .context("running migrations")?;
             tracing::info!("migrations are up to date");
         }
-        let db = Db::new(conn);
+        let db = Db::with_probe(conn, &database.url);
         let listener = TcpListener::bind((config.host, config.port))
             .await
             .with_context(|| format!("binding {}:{}", config.host, config.port))?;

@@ -13,9 +13,11 @@ pub struct RequestContext {
     pub actor: Actor,
 }
 
-/// The database.
+/// The database, or `SERVICE_UNAVAILABLE` at once while it is known to be unreachable.
 pub fn db<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a Db> {
-    ctx.data::<Db>()
+    let db = ctx.data::<Db>()?;
+    db.ensure_reachable()?;
+    Ok(db)
 }
 
 /// The request's loader.

@@ -90,6 +90,7 @@ impl Loader<FundKey> for DbLoader {
     type Error = LoadError;
 
     async fn load(&self, keys: &[FundKey]) -> Result<HashMap<FundKey, fund::Model>, LoadError> {
+        self.db.ensure_reachable()?;
         let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
         let found = service::fund::funds_by_ids(&self.db.conn, &ids).await?;
         Ok(found.into_iter().map(|(id, f)| (FundKey(id), f)).collect())
@@ -104,6 +105,7 @@ impl Loader<InvestorKey> for DbLoader {
         &self,
         keys: &[InvestorKey],
     ) -> Result<HashMap<InvestorKey, investor::Model>, LoadError> {
+        self.db.ensure_reachable()?;
         let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
         let found = service::investor::investors_by_ids(&self.db.conn, &ids).await?;
         Ok(found
@@ -118,6 +120,7 @@ impl Loader<PageKey> for DbLoader {
     type Error = LoadError;
 
     async fn load(&self, keys: &[PageKey]) -> Result<HashMap<PageKey, Self::Value>, LoadError> {
+        self.db.ensure_reachable()?;
         let mut out = HashMap::with_capacity(keys.len());
         for (parent, group) in group_by(keys, |k| k.parent) {
             let queries: Vec<PageQuery> = group.iter().map(|k| k.query.clone()).collect();
@@ -134,6 +137,7 @@ impl Loader<CountKey> for DbLoader {
     type Error = LoadError;
 
     async fn load(&self, keys: &[CountKey]) -> Result<HashMap<CountKey, i64>, LoadError> {
+        self.db.ensure_reachable()?;
         let mut out = HashMap::with_capacity(keys.len());
         for ((parent, aggregate), group) in group_by(keys, |k| (k.parent, k.aggregate)) {
             let ids: Vec<Uuid> = group.iter().map(|k| k.id).collect();
@@ -160,6 +164,7 @@ impl Loader<TotalKey> for DbLoader {
     type Error = LoadError;
 
     async fn load(&self, keys: &[TotalKey]) -> Result<HashMap<TotalKey, Decimal>, LoadError> {
+        self.db.ensure_reachable()?;
         let mut out = HashMap::with_capacity(keys.len());
         for (parent, group) in group_by(keys, |k| k.parent) {
             let ids: Vec<Uuid> = group.iter().map(|k| k.id).collect();

@@ -25,7 +25,7 @@ impl MutationRoot {
     ) -> async_graphql::Result<Fund> {
         let new = input.validate()?;
         Ok(Fund(
-            service::fund::create_fund(&db(ctx)?.conn, actor(ctx)?, new).await?,
+            service::fund::create_fund(db(ctx)?, actor(ctx)?, new).await?,
         ))
     }
 
@@ -38,7 +38,7 @@ impl MutationRoot {
     ) -> async_graphql::Result<Fund> {
         let changes = input.validate()?;
         Ok(Fund(
-            service::fund::update_fund(&db(ctx)?.conn, actor(ctx)?, changes).await?,
+            service::fund::update_fund(db(ctx)?, actor(ctx)?, changes).await?,
         ))
     }
 
@@ -50,7 +50,7 @@ impl MutationRoot {
     ) -> async_graphql::Result<Investor> {
         let new = input.validate()?;
         Ok(Investor(
-            service::investor::create_investor(&db(ctx)?.conn, actor(ctx)?, new).await?,
+            service::investor::create_investor(db(ctx)?, actor(ctx)?, new).await?,
         ))
     }
 
@@ -62,7 +62,7 @@ impl MutationRoot {
     ) -> async_graphql::Result<Investment> {
         let new = input.validate()?;
         Ok(Investment(
-            service::investment::create_investment(&db(ctx)?.conn, actor(ctx)?, new).await?,
+            service::investment::create_investment(db(ctx)?, actor(ctx)?, new).await?,
         ))
     }
 }

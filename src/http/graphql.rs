@@ -21,8 +21,10 @@ use super::{
     AppState,
     middleware::{GraphqlOutcome, RequestId},
 };
+use async_graphql::parser::types::OperationType;
+
 use crate::{
-    error::ErrorCode,
+    error::{AppError, ErrorCode},
     graphql::{
         ExecState,
         context::RequestContext,
@@ -177,6 +179,11 @@ fn json_response<T: Serialize>(status: StatusCode, format: Format, body: &T) -> 
 }
 
 /// Runs one operation with this request's loader, context and state.
+///
+/// A query is abandoned (and answered with a coded error) when the request's deadline passes
+/// or the database becomes unreachable while it runs. A mutation is never abandoned from
+/// here: its transaction is guarded up to the commit, so its answer always tells whether it
+/// committed.
 async fn execute_one(state: &AppState, request: Request, actor: &Actor, is_get: bool) -> Outcome {
     let exec = Arc::new(ExecState::new(
         is_get,
@@ -189,7 +196,42 @@ async fn execute_one(state: &AppState, request: Request, actor: &Actor, is_get: 
             actor: actor.clone(),
         })
         .data(Arc::clone(&exec));
-    let response = state.schema.execute(request).await;
+    let is_mutation = || matches!(exec.operation(), Some((OperationType::Mutation, _)));
+    let work = state.schema.execute(request);
+    tokio::pin!(work);
+    let deadline = actor.deadline.map(tokio::time::sleep_until);
+    let mut deadline = std::pin::pin!(async move {
+        match deadline {
+            Some(sleep) => sleep.await,
+            None => std::future::pending().await,
+        }
+    });
+    let (mut timed_out, mut db_down) = (false, false);
+    let response = loop {
+        tokio::select! {
+            response = &mut work => break response,
+            () = &mut deadline, if !timed_out => {
+                timed_out = true;
+                if !is_mutation() {
+                    break Response::from_errors(vec![coded_error(
+                        ErrorCode::RequestTimeout,
+                        format!("the request ran longer than {:?} and was stopped", state.config.limits.request_timeout),
+                        None,
+                    )]);
+                }
+            }
+            () = state.db.health().unreachable(), if !db_down => {
+                db_down = true;
+                if !is_mutation() {
+                    break Response::from_errors(vec![coded_error(
+                        ErrorCode::ServiceUnavailable,
+                        AppError::ServiceUnavailable(None).public_message(),
+                        None,
+                    )]);
+                }
+            }
+        }
+    };
     Outcome {
         response,
         executed: exec.executed(),
@@ -207,6 +249,7 @@ async fn run(
     let actor = Actor {
         subject: None,
         request_id: request_id.to_owned(),
+        deadline: Some(tokio::time::Instant::now() + state.config.limits.request_timeout),
     };
     match batch {
         BatchRequest::Single(request) => {

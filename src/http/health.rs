@@ -18,6 +18,12 @@ pub async fn healthz() -> impl IntoResponse {
 
 /// `GET /readyz`: 200 when the database answers `SELECT 1` in time, else 503.
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+    if !state.db.health().is_healthy() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "unavailable", "reason": "database unreachable" })),
+        );
+    }
     let probe =
         tokio::time::timeout(READY_TIMEOUT, state.db.conn.execute_unprepared("SELECT 1")).await;
     match probe {

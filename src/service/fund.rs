@@ -6,8 +6,8 @@ use rust_decimal::Decimal;
 use sea_orm::{
     ActiveModelTrait,
     ActiveValue::Set,
-    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect, Select, TransactionTrait,
+    ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, Select,
     sea_query::extension::postgres::PgExpr,
     sea_query::{Expr, ExprTrait},
 };
@@ -18,6 +18,7 @@ use super::{
     page::{Direction, Page, PageWindow, like_contains_pattern},
 };
 use crate::{
+    db::Db,
     domain,
     entity::fund::{self, FundStatus},
     error::AppError,
@@ -110,11 +111,7 @@ pub struct NewFund {
 
 /// Creates a fund.
 #[tracing::instrument(skip_all, fields(request_id = %actor.request_id))]
-pub async fn create_fund(
-    db: &DatabaseConnection,
-    actor: &Actor,
-    new: NewFund,
-) -> Result<fund::Model, AppError> {
+pub async fn create_fund(db: &Db, actor: &Actor, new: NewFund) -> Result<fund::Model, AppError> {
     let now = now_micros();
     let model = fund::ActiveModel {
         id: Set(Uuid::now_v7()),
@@ -125,7 +122,12 @@ pub async fn create_fund(
         created_at: Set(now),
         updated_at: Set(now),
     };
-    Ok(model.insert(db).await?)
+    let txn = db.begin(actor.deadline).await?;
+    let created = db
+        .guard(actor.deadline, async { Ok(model.insert(&txn).await?) })
+        .await?;
+    db.commit(txn).await?;
+    Ok(created)
 }
 
 /// A validated partial update: `None` keeps the current value.
@@ -155,14 +157,26 @@ impl FundChanges {
 /// Updates a fund under its row lock, so a close and a racing investment are serialised.
 #[tracing::instrument(skip_all, fields(request_id = %actor.request_id, fund_id = %changes.id))]
 pub async fn update_fund(
-    db: &DatabaseConnection,
+    db: &Db,
     actor: &Actor,
     changes: FundChanges,
 ) -> Result<fund::Model, AppError> {
-    let txn = db.begin().await?;
+    let txn = db.begin(actor.deadline).await?;
+    let updated = db
+        .guard(actor.deadline, apply_fund_changes(&txn, changes))
+        .await?;
+    db.commit(txn).await?;
+    Ok(updated)
+}
+
+/// The body of [`update_fund`], inside its transaction.
+async fn apply_fund_changes(
+    txn: &impl ConnectionTrait,
+    changes: FundChanges,
+) -> Result<fund::Model, AppError> {
     let current = fund::Entity::find_by_id(changes.id)
         .lock_exclusive()
-        .one(&txn)
+        .one(txn)
         .await?
         .ok_or(AppError::NotFound {
             entity: "fund",
@@ -178,7 +192,6 @@ pub async fn update_fund(
         });
     }
     if changes.is_empty() {
-        txn.commit().await.map_err(AppError::CommitOutcomeUnknown)?;
         return Ok(current);
     }
     // updatedAt must move on every update, even two within one microsecond.
@@ -200,9 +213,7 @@ pub async fn update_fund(
         model.status = Set(status);
     }
     model.updated_at = Set(updated_at);
-    let updated = model.update(&txn).await?;
-    txn.commit().await.map_err(AppError::CommitOutcomeUnknown)?;
-    Ok(updated)
+    Ok(model.update(txn).await?)
 }
 
 /// The contract's (GraphQL) name of a status, for messages.

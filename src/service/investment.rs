@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ConnectionTrait, DatabaseConnection, DbBackend,
-    EntityTrait, FromQueryResult, QuerySelect, Statement, TransactionTrait, Value,
+    ActiveModelTrait, ActiveValue::Set, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult,
+    QuerySelect, Statement, Value,
 };
 use uuid::Uuid;
 
@@ -16,6 +16,7 @@ use super::{
     page::{Direction, Page, PageWindow},
 };
 use crate::{
+    db::Db,
     entity::{fund, fund::FundStatus, investment, investor},
     error::{AppError, is_foreign_key_violation},
 };
@@ -92,14 +93,26 @@ fn unknown_investor(id: Uuid) -> AppError {
 /// Checks run in the contract's order: unknown fund, unknown investor, then closed fund.
 #[tracing::instrument(skip_all, fields(request_id = %actor.request_id, fund_id = %new.fund_id))]
 pub async fn create_investment(
-    db: &DatabaseConnection,
+    db: &Db,
     actor: &Actor,
     new: NewInvestment,
 ) -> Result<investment::Model, AppError> {
-    let txn = db.begin().await?;
+    let txn = db.begin(actor.deadline).await?;
+    let created = db
+        .guard(actor.deadline, insert_investment(&txn, new))
+        .await?;
+    db.commit(txn).await?;
+    Ok(created)
+}
+
+/// The body of [`create_investment`], inside its transaction.
+async fn insert_investment(
+    txn: &impl ConnectionTrait,
+    new: NewInvestment,
+) -> Result<investment::Model, AppError> {
     let fund = fund::Entity::find_by_id(new.fund_id)
         .lock_exclusive()
-        .one(&txn)
+        .one(txn)
         .await?
         .ok_or_else(|| unknown_fund(new.fund_id))?;
     if fund.status == FundStatus::Closed {
@@ -108,7 +121,7 @@ pub async fn create_investment(
             .select_only()
             .column(investor::Column::Id)
             .into_tuple::<Uuid>()
-            .one(&txn)
+            .one(txn)
             .await?
             .is_some();
         return Err(if investor_exists {
@@ -126,15 +139,13 @@ pub async fn create_investment(
         created_at: Set(now_micros()),
     };
     // The foreign key is the existence check for the investor on the common path.
-    let created = model.insert(&txn).await.map_err(|e| {
+    model.insert(txn).await.map_err(|e| {
         if is_foreign_key_violation(&e, "fk_investments_investor_id") {
             unknown_investor(new.investor_id)
         } else {
             AppError::from(e)
         }
-    })?;
-    txn.commit().await.map_err(AppError::CommitOutcomeUnknown)?;
-    Ok(created)
+    })
 }
 
 /// The shape of a page statement: requests with the same shape share one statement.

@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use sea_orm::{
     ActiveModelTrait,
     ActiveValue::Set,
-    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect, Select,
+    ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, Select,
     sea_query::{Expr, ExprTrait, Func},
 };
 use uuid::Uuid;
@@ -16,6 +16,7 @@ use super::{
     page::{Direction, Page, PageWindow},
 };
 use crate::{
+    db::Db,
     entity::investor::{self, InvestorType},
     error::{AppError, is_unique_violation},
 };
@@ -119,11 +120,23 @@ fn duplicate_email(email: &str) -> AppError {
 }
 
 /// Creates an investor. A duplicate email (case-insensitively) is `CONFLICT`, also when two
-/// requests race: the unique index decides, the pre-check only saves an insert attempt.
+/// requests race: the unique index decides, the pre-check only saves an insert attempt. (One
+/// transaction, so the audit row of a later change commits or rolls back with it.)
 #[tracing::instrument(skip_all, fields(request_id = %actor.request_id))]
 pub async fn create_investor(
-    db: &DatabaseConnection,
+    db: &Db,
     actor: &Actor,
+    new: NewInvestor,
+) -> Result<investor::Model, AppError> {
+    let txn = db.begin(actor.deadline).await?;
+    let created = db.guard(actor.deadline, insert_investor(&txn, new)).await?;
+    db.commit(txn).await?;
+    Ok(created)
+}
+
+/// The body of [`create_investor`], inside its transaction.
+async fn insert_investor(
+    txn: &impl ConnectionTrait,
     new: NewInvestor,
 ) -> Result<investor::Model, AppError> {
     let taken = investor::Entity::find()
@@ -131,7 +144,7 @@ pub async fn create_investor(
         .column(investor::Column::Id)
         .filter(lower_email().eq(new.email.clone()))
         .into_tuple::<Uuid>()
-        .one(db)
+        .one(txn)
         .await?
         .is_some();
     if taken {
@@ -147,7 +160,7 @@ pub async fn create_investor(
         created_at: Set(now),
         updated_at: Set(now),
     };
-    model.insert(db).await.map_err(|e| {
+    model.insert(txn).await.map_err(|e| {
         if is_unique_violation(&e, EMAIL_INDEX) {
             duplicate_email(&email)
         } else {

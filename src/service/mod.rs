@@ -9,13 +9,15 @@ pub mod page;
 
 use chrono::{DateTime, SubsecRound, Utc};
 
-/// Who is acting, for the audit trail and logs.
+/// Who is acting and until when, for the audit trail, logs and time limits.
 #[derive(Debug, Clone, Default)]
 pub struct Actor {
     /// The token subject, when the request was authenticated.
     pub subject: Option<String>,
     /// The request id of the HTTP request.
     pub request_id: String,
+    /// When the request must be finished; work still running then is abandoned before commit.
+    pub deadline: Option<tokio::time::Instant>,
 }
 
 /// Now, at the microsecond precision PostgreSQL stores, so a mutation's reply equals a later

@@ -305,7 +305,7 @@ impl TestApp {
         let conn = Database::connect(db::connect_options(&config.database, &url))
             .await
             .expect("connect to the test database");
-        let state = build_state(Db::new(conn), config);
+        let state = build_state(Db::with_probe(conn, &url), config);
         let router = http::router(state.clone());
         TestApp {
             database,

@@ -1,5 +1,10 @@
 //! The connection pool: options from the configuration, connecting with back-off at start,
-//! creating the application database on a fresh server, and counting statements.
+//! creating the application database on a fresh server, counting statements, and failing fast
+//! while the database is unreachable.
+
+mod health;
+
+pub use health::DbHealth;
 
 use std::{
     sync::{
@@ -9,12 +14,19 @@ use std::{
     time::Duration,
 };
 
+use std::future::Future;
+
 use sea_orm::{
-    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr, Statement,
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbErr,
+    Statement, TransactionTrait,
     sqlx::{self, Connection, PgConnection, postgres::PgConnectOptions},
 };
+use tokio::time::Instant;
 
-use crate::config::DatabaseConfig;
+use crate::{
+    config::DatabaseConfig,
+    error::{AppError, ErrorCode},
+};
 
 /// Statement counters fed by SeaORM's metric callback (every statement, pooled or in a
 /// transaction). Tests read them to prove how many statements a request costs.
@@ -42,10 +54,12 @@ pub struct Db {
     /// The SeaORM pool.
     pub conn: DatabaseConnection,
     stats: Arc<DbStats>,
+    health: Arc<DbHealth>,
 }
 
 impl Db {
-    /// Wraps a pool, hooking the statement counters into it.
+    /// Wraps a pool, hooking the statement counters into it. Without a probe the database is
+    /// assumed reachable (command-line tools).
     pub fn new(mut conn: DatabaseConnection) -> Db {
         let stats = Arc::new(DbStats::default());
         let counter = Arc::clone(&stats);
@@ -55,12 +69,86 @@ impl Db {
                 counter.failed.fetch_add(1, Ordering::Relaxed);
             }
         });
-        Db { conn, stats }
+        Db {
+            conn,
+            stats,
+            health: Arc::new(DbHealth::default()),
+        }
+    }
+
+    /// As [`Db::new`], plus a background probe of `url` that keeps [`Db::health`] current.
+    /// Needs a Tokio runtime; the probe stops when the last clone of the handle is dropped.
+    pub fn with_probe(conn: DatabaseConnection, url: &str) -> Db {
+        let db = Db::new(conn);
+        match url.parse::<PgConnectOptions>() {
+            Ok(options) => {
+                let options = options.application_name("titanbay-probe");
+                health::spawn_probe(&db.health, options);
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot parse DATABASE_URL for the health probe"),
+        }
+        db
     }
 
     /// The statement counters.
     pub fn stats(&self) -> &DbStats {
         &self.stats
+    }
+
+    /// Reachability as last probed.
+    pub fn health(&self) -> &DbHealth {
+        &self.health
+    }
+
+    /// `SERVICE_UNAVAILABLE` at once while the database is known to be unreachable.
+    pub fn ensure_reachable(&self) -> Result<(), AppError> {
+        if self.health.is_healthy() {
+            Ok(())
+        } else {
+            Err(AppError::ServiceUnavailable(None))
+        }
+    }
+
+    /// Runs `work` unless the database becomes unreachable or `deadline` passes first; then
+    /// the work is dropped (for a transaction, before its commit: nothing was committed).
+    pub async fn guard<T>(
+        &self,
+        deadline: Option<Instant>,
+        work: impl Future<Output = Result<T, AppError>>,
+    ) -> Result<T, AppError> {
+        self.ensure_reachable()?;
+        let expiry = async {
+            match deadline {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        let result = tokio::select! {
+            result = work => result,
+            () = self.health.unreachable() => Err(AppError::ServiceUnavailable(None)),
+            () = expiry => Err(AppError::Timeout),
+        };
+        if let Err(e) = &result
+            && e.code() == ErrorCode::ServiceUnavailable
+        {
+            self.health.suspect();
+        }
+        result
+    }
+
+    /// Starts a transaction (guarded like [`Db::guard`]).
+    pub async fn begin(&self, deadline: Option<Instant>) -> Result<DatabaseTransaction, AppError> {
+        self.guard(deadline, async { Ok(self.conn.begin().await?) })
+            .await
+    }
+
+    /// Commits. A failure here leaves the outcome unknown, which is never reported as success
+    /// nor as `SERVICE_UNAVAILABLE`.
+    pub async fn commit(&self, txn: DatabaseTransaction) -> Result<(), AppError> {
+        txn.commit().await.map_err(|e| {
+            self.health.suspect();
+            AppError::CommitOutcomeUnknown(e)
+        })
     }
 }
 
