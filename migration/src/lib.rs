@@ -9,6 +9,9 @@ pub use sea_orm_migration::prelude::*;
 mod m20261125_000001_create_funds;
 mod m20261125_000002_create_investors;
 mod m20261125_000003_create_investments;
+mod m20261125_000004_index_investments_investor_date;
+mod m20261125_000005_index_fund_aggregates;
+mod m20261125_000006_index_list_filters;
 
 /// The ordered list of migrations that make up the schema.
 pub struct Migrator;
@@ -20,6 +23,9 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000001_create_funds::Migration),
             Box::new(m20261125_000002_create_investors::Migration),
             Box::new(m20261125_000003_create_investments::Migration),
+            Box::new(m20261125_000004_index_investments_investor_date::Migration),
+            Box::new(m20261125_000005_index_fund_aggregates::Migration),
+            Box::new(m20261125_000006_index_list_filters::Migration),
         ]
     }
 }

@@ -68,6 +68,14 @@ impl Db {
             if info.failed {
                 counter.failed.fetch_add(1, Ordering::Relaxed);
             }
+            // `LOG_LEVEL=titanbay::sql=debug` shows every statement with its timing.
+            tracing::debug!(
+                target: "titanbay::sql",
+                elapsed_ms = info.elapsed.as_secs_f64() * 1000.0,
+                failed = info.failed,
+                sql = %info.statement.sql,
+                "statement"
+            );
         });
         Db {
             conn,

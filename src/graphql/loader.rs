@@ -2,9 +2,17 @@
 //! relation, and each batch of keys costs one SQL statement (per distinct page shape for
 //! nested pages, which is one in practice).
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
 
 use async_graphql::dataloader::{DataLoader, Loader};
+use futures_util::future::BoxFuture;
 use rust_decimal::Decimal;
 use uuid::Uuid;
 
@@ -19,15 +27,77 @@ use crate::{
     },
 };
 
-/// The per-request loader (a fresh one per request, so nothing is cached across requests).
-pub type Loaders = DataLoader<DbLoader>;
-
 /// Errors are shared between all the fields waiting on one batch.
 pub type LoadError = Arc<AppError>;
 
-/// Creates the loader of one request.
-pub fn new_loaders(db: Db, delay: Duration) -> Loaders {
-    DataLoader::new(DbLoader { db }, tokio::spawn).delay(delay)
+/// When the request last asked for a key, to know when a batch is complete.
+#[derive(Debug)]
+struct Activity {
+    origin: Instant,
+    last_nanos: AtomicU64,
+}
+
+impl Activity {
+    fn touch(&self) {
+        let nanos = u64::try_from(self.origin.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.last_nanos.store(nanos, Ordering::Relaxed);
+    }
+
+    fn idle(&self) -> Duration {
+        let last = Duration::from_nanos(self.last_nanos.load(Ordering::Relaxed));
+        self.origin.elapsed().saturating_sub(last)
+    }
+}
+
+/// Waits until the request has asked for no new key for `quiet`, then runs the batch.
+///
+/// async-graphql's loader waits a fixed delay after the first key, so a page whose siblings
+/// take longer than that to register their keys (a slow build, a busy CPU) is split into two
+/// statements. Waiting for a quiet period instead keeps the whole page in one batch.
+async fn debounced(activity: Arc<Activity>, quiet: Duration, batch: BoxFuture<'static, ()>) {
+    loop {
+        let idle = activity.idle();
+        if idle >= quiet {
+            break;
+        }
+        tokio::time::sleep(quiet - idle).await;
+    }
+    batch.await;
+}
+
+/// The per-request loader (a fresh one per request, so nothing is cached across requests).
+pub struct Loaders {
+    inner: DataLoader<DbLoader>,
+    activity: Arc<Activity>,
+}
+
+impl Loaders {
+    /// Loads one key, batched with every other key of its type asked for around the same time.
+    pub async fn load_one<K>(
+        &self,
+        key: K,
+    ) -> Result<Option<<DbLoader as Loader<K>>::Value>, LoadError>
+    where
+        K: Send + Sync + std::hash::Hash + Eq + Clone + 'static,
+        DbLoader: Loader<K, Error = LoadError>,
+    {
+        self.activity.touch();
+        self.inner.load_one(key).await
+    }
+}
+
+/// Creates the loader of one request: a batch goes out once no new key arrived for `quiet`.
+pub fn new_loaders(db: Db, quiet: Duration) -> Loaders {
+    let activity = Arc::new(Activity {
+        origin: Instant::now(),
+        last_nanos: AtomicU64::new(0),
+    });
+    let spawn_activity = Arc::clone(&activity);
+    let inner = DataLoader::new(DbLoader { db }, move |batch: BoxFuture<'static, ()>| {
+        tokio::spawn(debounced(Arc::clone(&spawn_activity), quiet, batch))
+    })
+    .delay(Duration::ZERO);
+    Loaders { inner, activity }
 }
 
 /// Loads from PostgreSQL in batches.

@@ -38,8 +38,6 @@ use crate::{
 const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
 /// `application/json`.
 const APPLICATION_JSON: &str = "application/json";
-/// How long a loader waits to collect sibling keys into one batch.
-const LOADER_DELAY: std::time::Duration = std::time::Duration::from_millis(1);
 
 /// The media type a response is written in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -191,7 +189,7 @@ async fn execute_one(state: &AppState, request: Request, actor: &Actor, is_get: 
         !state.config.introspection,
     ));
     let request = request
-        .data(new_loaders(state.db.clone(), LOADER_DELAY))
+        .data(new_loaders(state.db.clone(), state.config.loader_delay))
         .data(RequestContext {
             actor: actor.clone(),
         })

@@ -4,12 +4,9 @@ use std::collections::HashMap;
 
 use rust_decimal::Decimal;
 use sea_orm::{
-    ActiveModelTrait,
-    ActiveValue::Set,
-    ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, Select,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Select, Statement, sea_query::Expr,
     sea_query::extension::postgres::PgExpr,
-    sea_query::{Expr, ExprTrait},
 };
 use uuid::Uuid;
 
@@ -63,8 +60,13 @@ pub async fn funds_by_ids(
     db: &impl ConnectionTrait,
     ids: &[Uuid],
 ) -> Result<HashMap<Uuid, fund::Model>, AppError> {
+    // `= ANY($1)` keeps one statement text (and one prepared statement) for every batch size.
     let rows = fund::Entity::find()
-        .filter(Expr::col(fund::Column::Id).eq(Expr::cust_with_values("ANY($1)", [ids.to_vec()])))
+        .from_raw_sql(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT * FROM funds WHERE id = ANY($1::uuid[])",
+            [ids.to_vec().into()],
+        ))
         .all(db)
         .await?;
     Ok(rows.into_iter().map(|f| (f.id, f)).collect())

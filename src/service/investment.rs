@@ -209,13 +209,9 @@ struct PageRow {
     created_at: chrono::DateTime<chrono::Utc>,
 }
 
-/// Pages of investments for many parents: one statement per distinct page shape (normally
-/// exactly one), whatever the number of parents. Results come back in request order.
-pub async fn investment_pages(
-    db: &impl ConnectionTrait,
-    parent: Parent,
-    queries: &[PageQuery],
-) -> Result<Vec<Page<investment::Model>>, AppError> {
+/// The statements that answer `queries`: one per distinct page shape (normally exactly one),
+/// each with the indexes (into `queries`) of the requests it answers, in `unnest` order.
+pub fn page_statements(parent: Parent, queries: &[PageQuery]) -> Vec<(Vec<usize>, Statement)> {
     let mut groups: HashMap<Shape, Vec<usize>> = HashMap::new();
     for (i, q) in queries.iter().enumerate() {
         let shape = Shape {
@@ -226,32 +222,52 @@ pub async fn investment_pages(
         };
         groups.entry(shape).or_default().push(i);
     }
+    groups
+        .into_iter()
+        .map(|(shape, members)| {
+            let mut values: Vec<Value> = vec![
+                members
+                    .iter()
+                    .map(|&i| queries[i].parent_id)
+                    .collect::<Vec<_>>()
+                    .into(),
+            ];
+            for (present, pick) in [
+                (
+                    shape.after,
+                    (|w| w.after) as fn(&PageWindow<InvestmentKey>) -> Option<InvestmentKey>,
+                ),
+                (shape.before, |w| w.before),
+            ] {
+                if present {
+                    let keys: Vec<InvestmentKey> = members
+                        .iter()
+                        .map(|&i| pick(&queries[i].window).unwrap_or_default())
+                        .collect();
+                    values.push(keys.iter().map(|k| k.0).collect::<Vec<_>>().into());
+                    values.push(keys.iter().map(|k| k.1).collect::<Vec<_>>().into());
+                }
+            }
+            values.push(i64::from(shape.limit + 1).into());
+            let stmt = Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                page_sql(parent, shape),
+                values,
+            );
+            (members, stmt)
+        })
+        .collect()
+}
+
+/// Pages of investments for many parents: one statement per distinct page shape (normally
+/// exactly one), whatever the number of parents. Results come back in request order.
+pub async fn investment_pages(
+    db: &impl ConnectionTrait,
+    parent: Parent,
+    queries: &[PageQuery],
+) -> Result<Vec<Page<investment::Model>>, AppError> {
     let mut rows_by_query: Vec<Vec<investment::Model>> = vec![Vec::new(); queries.len()];
-    for (shape, members) in groups {
-        let mut values: Vec<Value> = vec![
-            members
-                .iter()
-                .map(|&i| queries[i].parent_id)
-                .collect::<Vec<_>>()
-                .into(),
-        ];
-        let mut cursor_arrays = |pick: fn(&PageWindow<InvestmentKey>) -> Option<InvestmentKey>| {
-            let keys: Vec<InvestmentKey> = members
-                .iter()
-                .map(|&i| pick(&queries[i].window).unwrap_or_default())
-                .collect();
-            values.push(keys.iter().map(|k| k.0).collect::<Vec<_>>().into());
-            values.push(keys.iter().map(|k| k.1).collect::<Vec<_>>().into());
-        };
-        if shape.after {
-            cursor_arrays(|w| w.after);
-        }
-        if shape.before {
-            cursor_arrays(|w| w.before);
-        }
-        values.push(i64::from(shape.limit + 1).into());
-        let stmt =
-            Statement::from_sql_and_values(DbBackend::Postgres, page_sql(parent, shape), values);
+    for (members, stmt) in page_statements(parent, queries) {
         for row in PageRow::find_by_statement(stmt).all(db).await? {
             let Some(&query_index) = usize::try_from(row.ord - 1)
                 .ok()

@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use sea_orm::{
     ActiveModelTrait,
     ActiveValue::Set,
-    ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, Select,
+    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, Select, Statement,
     sea_query::{Expr, ExprTrait, Func},
 };
 use uuid::Uuid;
@@ -63,10 +63,13 @@ pub async fn investors_by_ids(
     db: &impl ConnectionTrait,
     ids: &[Uuid],
 ) -> Result<HashMap<Uuid, investor::Model>, AppError> {
+    // `= ANY($1)` keeps one statement text (and one prepared statement) for every batch size.
     let rows = investor::Entity::find()
-        .filter(
-            Expr::col(investor::Column::Id).eq(Expr::cust_with_values("ANY($1)", [ids.to_vec()])),
-        )
+        .from_raw_sql(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT * FROM investors WHERE id = ANY($1::uuid[])",
+            [ids.to_vec().into()],
+        ))
         .all(db)
         .await?;
     Ok(rows.into_iter().map(|i| (i.id, i)).collect())

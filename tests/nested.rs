@@ -1,0 +1,390 @@
+//! Nested reads at constant cost: one statement per nesting level whatever the page sizes,
+//! exact keyset paging per parent, and index seeks without sorts on a million investments.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod common;
+
+use std::collections::HashSet;
+
+use common::{TestApp, codes, field};
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DbBackend, Statement};
+use serde_json::{Value, json};
+use titanbay::service::{
+    investment::{PageQuery, Parent, page_statements},
+    page::{Direction, PageWindow},
+};
+use uuid::Uuid;
+
+/// Fills the app's database with the benchmark generator (`bench/generate.sql`).
+async fn generate(
+    app: &TestApp,
+    funds: u32,
+    investors: u32,
+    investments: u32,
+    hot_funds: u32,
+    hot_size: u32,
+) {
+    let sql = include_str!("../bench/generate.sql")
+        .replace("__FUNDS__", &funds.to_string())
+        .replace("__INVESTORS__", &investors.to_string())
+        .replace("__INVESTMENTS__", &investments.to_string())
+        .replace("__HOT_FUNDS__", &hot_funds.to_string())
+        .replace("__HOT_SIZE__", &hot_size.to_string());
+    // One connection: the generator's helper functions live in its session.
+    let mut opt = ConnectOptions::new(app.url.clone());
+    opt.max_connections(1).sqlx_logging(false);
+    let conn = Database::connect(opt).await.unwrap();
+    for statement in sql.split(";\n") {
+        let code: String = statement
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("--"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        if !code.trim().is_empty() {
+            conn.execute_unprepared(&code)
+                .await
+                .unwrap_or_else(|e| panic!("{code}: {e}"));
+        }
+    }
+    conn.close().await.unwrap();
+}
+
+/// Statements one request costs.
+async fn statements_for(app: &TestApp, query: &str, variables: Value) -> (u64, Value) {
+    let before = app.statements();
+    let body = app.gql(query, variables).await;
+    assert!(body.get("errors").is_none(), "{body:#}");
+    (app.statements() - before, body)
+}
+
+const FUND_TREE: &str = "query($n: Int) { funds(first: $n) { nodes { name investments(first: 10) { nodes { amountUsd investor { name } } } } } }";
+
+#[tokio::test]
+async fn a_fund_tree_costs_one_statement_per_level_whatever_the_page_size() {
+    let app = TestApp::spawn().await;
+    generate(&app, 120, 40, 3000, 1, 500).await;
+    for n in [1, 10, 100] {
+        let (count, body) = statements_for(&app, FUND_TREE, json!({ "n": n })).await;
+        let funds = body["data"]["funds"]["nodes"].as_array().unwrap();
+        assert_eq!(funds.len(), n);
+        let sizes: Vec<usize> = funds
+            .iter()
+            .map(|f| f["investments"]["nodes"].as_array().unwrap().len())
+            .collect();
+        assert!(
+            sizes.iter().all(|s| *s <= 10) && sizes[0] == 10,
+            "{sizes:?}"
+        );
+        assert_eq!(count, 3, "funds, their pages, their investors (n = {n})");
+    }
+    let with_aggregates = "query($n: Int) { funds(first: $n) { totalCount nodes { totalCommittedUsd investorCount investments(first: 5) { totalCount nodes { investor { totalCommittedUsd } } } } } }";
+    for n in [1, 10, 100] {
+        let (count, _) = statements_for(&app, with_aggregates, json!({ "n": n })).await;
+        // funds + count(funds) + sums + distinct investors + pages + page counts + investors + investor sums
+        assert_eq!(count, 8, "n = {n}");
+    }
+}
+
+#[tokio::test]
+async fn an_investor_tree_costs_one_statement_per_level_too() {
+    let app = TestApp::spawn().await;
+    generate(&app, 50, 120, 3000, 1, 200).await;
+    let query = "query($n: Int) { investors(first: $n) { nodes { name totalCommittedUsd investments(first: 10) { totalCount nodes { fund { name } } } } } }";
+    for n in [1, 10, 100] {
+        let (count, body) = statements_for(&app, query, json!({ "n": n })).await;
+        assert_eq!(
+            body["data"]["investors"]["nodes"].as_array().unwrap().len(),
+            n
+        );
+        assert_eq!(
+            count, 5,
+            "investors, sums, pages, page counts, funds (n = {n})"
+        );
+    }
+}
+
+#[tokio::test]
+async fn different_page_arguments_per_parent_still_batch_by_shape() {
+    let app = TestApp::spawn().await;
+    generate(&app, 30, 20, 600, 1, 100).await;
+    let query = "{ a: funds(first: 20) { nodes { investments(first: 3) { nodes { id } } } } b: funds(first: 20) { nodes { investments(first: 7) { nodes { id } } } } }";
+    let (count, body) = statements_for(&app, query, json!({})).await;
+    assert_eq!(
+        body["data"]["a"]["nodes"][0]["investments"]["nodes"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+    assert_eq!(
+        body["data"]["b"]["nodes"][0]["investments"]["nodes"]
+            .as_array()
+            .unwrap()
+            .len(),
+        7
+    );
+    assert_eq!(count, 2 + 2, "two lists, one page statement per page size");
+}
+
+/// Walks a connection with `first`/`after` (or `last`/`before`) pages of `size`, returning ids.
+async fn walk(app: &TestApp, root: &str, id: &str, size: i64, forward: bool) -> Vec<String> {
+    let query = format!(
+        "query($id: UUID!, $n: Int, $c: String) {{ {root}(id: $id) {{ investments({}) {{ edges {{ cursor node {{ id investmentDate }} }} pageInfo {{ hasNextPage hasPreviousPage startCursor endCursor }} }} }} }}",
+        if forward {
+            "first: $n, after: $c"
+        } else {
+            "last: $n, before: $c"
+        }
+    );
+    let mut seen = Vec::new();
+    let mut cursor = Value::Null;
+    loop {
+        let data = app
+            .gql_ok(&query, json!({ "id": id, "n": size, "c": cursor }))
+            .await;
+        let conn = &data[root]["investments"];
+        let mut ids: Vec<String> = conn["edges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["node"]["id"].as_str().unwrap().to_owned())
+            .collect();
+        let info = &conn["pageInfo"];
+        if forward {
+            seen.append(&mut ids);
+            if !info["hasNextPage"].as_bool().unwrap() {
+                return seen;
+            }
+            cursor = info["endCursor"].clone();
+        } else {
+            ids.append(&mut seen);
+            seen = ids;
+            if !info["hasPreviousPage"].as_bool().unwrap() {
+                return seen;
+            }
+            cursor = info["startCursor"].clone();
+        }
+    }
+}
+
+#[tokio::test]
+async fn paging_visits_every_investment_once_in_order_even_when_dates_tie() {
+    let app = TestApp::spawn().await;
+    generate(&app, 3, 5, 0, 0, 1).await;
+    let fund: String = app
+        .sql_scalar("SELECT id::text FROM funds ORDER BY id LIMIT 1")
+        .await;
+    let other: String = app
+        .sql_scalar("SELECT id::text FROM funds ORDER BY id DESC LIMIT 1")
+        .await;
+    let investor: String = app
+        .sql_scalar("SELECT id::text FROM investors ORDER BY id LIMIT 1")
+        .await;
+    // 230 investments on only 4 distinct dates, by one investor (so both parents page them).
+    app.sql(&format!(
+        "INSERT INTO investments (id, fund_id, investor_id, amount_usd, investment_date) \
+         SELECT gen_random_uuid(), '{fund}', '{investor}', g, DATE '2024-01-01' + (g % 4) \
+         FROM generate_series(1, 230) g"
+    ))
+    .await;
+    let expected: Vec<String> = {
+        let rows = app
+            .db()
+            .conn
+            .query_all_raw(Statement::from_string(
+                DbBackend::Postgres,
+                format!("SELECT id::text FROM investments WHERE fund_id = '{fund}' ORDER BY investment_date DESC, id DESC"),
+            ))
+            .await
+            .unwrap();
+        rows.iter()
+            .map(|r| r.try_get_by_index::<String>(0).unwrap())
+            .collect()
+    };
+    assert_eq!(expected.len(), 230);
+    for root in ["fund", "investor"] {
+        let id = if root == "fund" { &fund } else { &investor };
+        for size in [1, 3, 100] {
+            for forward in [true, false] {
+                let ids = walk(&app, root, id, size, forward).await;
+                assert_eq!(ids, expected, "{root} size {size} forward {forward}");
+                assert_eq!(ids.iter().collect::<HashSet<_>>().len(), 230);
+            }
+        }
+    }
+    // A cursor of one fund's list is refused on another fund, and on the investor's list.
+    let data = app
+        .gql_ok("query($id: UUID!) { fund(id: $id) { investments(first: 1) { pageInfo { endCursor } } } }", json!({ "id": fund }))
+        .await;
+    let cursor = data["fund"]["investments"]["pageInfo"]["endCursor"].clone();
+    let body = app
+        .gql("query($id: UUID!, $c: String) { fund(id: $id) { investments(after: $c) { totalCount } } }", json!({ "id": other, "c": cursor }))
+        .await;
+    assert_eq!(codes(&body), ["BAD_USER_INPUT"]);
+    assert_eq!(field(&body).as_deref(), Some("after"));
+    let body = app
+        .gql("query($id: UUID!, $c: String) { investor(id: $id) { investments(before: $c) { totalCount } } }", json!({ "id": investor, "c": cursor }))
+        .await;
+    assert_eq!(field(&body).as_deref(), Some("before"));
+    // Both cursors bound a range; hasNextPage is cheap when paging backward.
+    let page = app
+        .gql_ok(
+            "query($id: UUID!) { fund(id: $id) { investments(first: 0) { totalCount edges { cursor } pageInfo { hasNextPage hasPreviousPage startCursor endCursor } } } }",
+            json!({ "id": fund }),
+        )
+        .await;
+    assert_eq!(
+        page["fund"]["investments"],
+        json!({ "totalCount": 230, "edges": [], "pageInfo": { "hasNextPage": true, "hasPreviousPage": false, "startCursor": null, "endCursor": null } })
+    );
+}
+
+/// Every node of a JSON plan, depth first.
+fn plan_nodes(plan: &Value, out: &mut Vec<Value>) {
+    out.push(plan.clone());
+    if let Some(children) = plan["Plans"].as_array() {
+        for child in children {
+            plan_nodes(child, out);
+        }
+    }
+}
+
+async fn explain(app: &TestApp, stmt: Statement) -> Vec<Value> {
+    let explained = Statement {
+        sql: format!("EXPLAIN (FORMAT JSON) {}", stmt.sql),
+        ..stmt
+    };
+    let row = app
+        .db()
+        .conn
+        .query_one_raw(explained)
+        .await
+        .unwrap()
+        .unwrap();
+    let json: Value = row.try_get_by_index(0).unwrap();
+    let mut nodes = Vec::new();
+    plan_nodes(&json[0]["Plan"], &mut nodes);
+    nodes
+}
+
+fn assert_index_seek_without_sort(nodes: &[Value], index: &str) {
+    let types: Vec<&str> = nodes
+        .iter()
+        .map(|n| n["Node Type"].as_str().unwrap_or(""))
+        .collect();
+    assert!(
+        !types.contains(&"Sort") && !types.contains(&"Incremental Sort"),
+        "{types:?}"
+    );
+    assert!(!types.contains(&"Seq Scan"), "{types:?}");
+    assert!(
+        nodes
+            .iter()
+            .any(|n| n["Node Type"] == "Index Scan" && n["Index Name"] == index),
+        "no index scan on {index}: {nodes:#?}"
+    );
+}
+
+#[tokio::test]
+async fn pages_of_a_fund_seek_the_index_without_sorting_on_a_million_investments() {
+    let app = TestApp::spawn().await;
+    generate(&app, 1000, 100_000, 1_000_000, 1, 100_000).await;
+    let total: i64 = app.sql_scalar("SELECT count(*) FROM investments").await;
+    assert!(total >= 1_000_000);
+    let hot: String = app
+        .sql_scalar("SELECT fund_id::text FROM investments GROUP BY fund_id HAVING count(*) >= 100000 LIMIT 1")
+        .await;
+    let hot = Uuid::parse_str(&hot).unwrap();
+    let deep: String = app
+        .sql_scalar(&format!(
+            "SELECT investment_date::text || '/' || id::text FROM investments WHERE fund_id = '{hot}' \
+             ORDER BY investment_date DESC, id DESC OFFSET 90000 LIMIT 1"
+        ))
+        .await;
+    let (date, id) = deep.split_once('/').unwrap();
+    let key = (date.parse().unwrap(), Uuid::parse_str(id).unwrap());
+    let small: Vec<Uuid> = {
+        let rows = app
+            .db()
+            .conn
+            .query_all_raw(Statement::from_string(
+                DbBackend::Postgres,
+                "SELECT id FROM funds ORDER BY id DESC LIMIT 50",
+            ))
+            .await
+            .unwrap();
+        rows.iter()
+            .map(|r| r.try_get_by_index::<Uuid>(0).unwrap())
+            .collect()
+    };
+    let window = |direction, after, before| PageWindow {
+        direction,
+        limit: 20,
+        after,
+        before,
+    };
+    let cases = [
+        (
+            "first page",
+            vec![PageQuery {
+                parent_id: hot,
+                window: window(Direction::Forward, None, None),
+            }],
+        ),
+        (
+            "deep page",
+            vec![PageQuery {
+                parent_id: hot,
+                window: window(Direction::Forward, Some(key), None),
+            }],
+        ),
+        (
+            "deep page backward",
+            vec![PageQuery {
+                parent_id: hot,
+                window: window(Direction::Backward, None, Some(key)),
+            }],
+        ),
+        (
+            "fifty funds",
+            small
+                .iter()
+                .chain(std::iter::once(&hot))
+                .map(|id| PageQuery {
+                    parent_id: *id,
+                    window: window(Direction::Forward, None, None),
+                })
+                .collect(),
+        ),
+    ];
+    for (name, queries) in cases {
+        let statements = page_statements(Parent::Fund, &queries);
+        assert_eq!(statements.len(), 1, "{name}");
+        for (_, stmt) in statements {
+            let nodes = explain(&app, stmt).await;
+            assert_index_seek_without_sort(&nodes, "ix_investments_fund_date");
+        }
+    }
+    // An investor's page seeks its own index.
+    let investor: Uuid = {
+        let text: String = app
+            .sql_scalar("SELECT investor_id::text FROM investments LIMIT 1")
+            .await;
+        Uuid::parse_str(&text).unwrap()
+    };
+    let queries = [PageQuery {
+        parent_id: investor,
+        window: window(Direction::Forward, Some(key), None),
+    }];
+    for (_, stmt) in page_statements(Parent::Investor, &queries) {
+        assert_index_seek_without_sort(&explain(&app, stmt).await, "ix_investments_investor_date");
+    }
+    // And through the API, the deep page answers with the rows after the cursor.
+    let data = app
+        .gql_ok(
+            "query($id: UUID!) { fund(id: $id) { investments(first: 3) { totalCount nodes { investmentDate } } totalCommittedUsd investorCount } }",
+            json!({ "id": hot.to_string() }),
+        )
+        .await;
+    assert_eq!(data["fund"]["investments"]["totalCount"], 100_000);
+}
