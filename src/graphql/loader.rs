@@ -13,6 +13,7 @@ use std::{
 
 use async_graphql::dataloader::{DataLoader, Loader};
 use futures_util::future::BoxFuture;
+use tracing::Instrument;
 use rust_decimal::Decimal;
 use uuid::Uuid;
 
@@ -93,8 +94,10 @@ pub fn new_loaders(db: Db, quiet: Duration) -> Loaders {
         last_nanos: AtomicU64::new(0),
     });
     let spawn_activity = Arc::clone(&activity);
+    // Batches run in their own tasks; keep them in the request's span (request id in logs).
+    let span = tracing::Span::current();
     let inner = DataLoader::new(DbLoader { db }, move |batch: BoxFuture<'static, ()>| {
-        tokio::spawn(debounced(Arc::clone(&spawn_activity), quiet, batch))
+        tokio::spawn(debounced(Arc::clone(&spawn_activity), quiet, batch).instrument(span.clone()))
     })
     .delay(Duration::ZERO);
     Loaders { inner, activity }
