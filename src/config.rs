@@ -46,9 +46,6 @@ pub struct Config {
     pub graphiql: bool,
     /// `GRAPHQL_INTROSPECTION`: answer introspection queries (default on, off in production).
     pub introspection: bool,
-    /// `LOADER_DELAY_MS`: a batch of keys is sent once no new key arrived for this long
-    /// (default 1).
-    pub loader_delay: Duration,
 }
 
 /// Database connection and pool settings (the design guide's pool values by default).
@@ -283,7 +280,6 @@ impl Config {
             },
             graphiql: r.flag("GRAPHIQL", dev)?,
             introspection: r.flag("GRAPHQL_INTROSPECTION", dev)?,
-            loader_delay: r.millis("LOADER_DELAY_MS", 1)?,
         })
     }
 

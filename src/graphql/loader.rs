@@ -4,17 +4,22 @@
 
 use std::{
     collections::HashMap,
+    future::Future,
+    pin::Pin,
     sync::{
         Arc,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicBool, Ordering},
     },
-    time::{Duration, Instant},
+    task::{Context, Poll, Wake, Waker},
+    time::Duration,
 };
 
 use async_graphql::dataloader::{DataLoader, Loader};
 use futures_util::future::BoxFuture;
-use tracing::Instrument;
+use pin_project_lite::pin_project;
 use rust_decimal::Decimal;
+use tokio::sync::Notify;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::{
@@ -31,49 +36,101 @@ use crate::{
 /// Errors are shared between all the fields waiting on one batch.
 pub type LoadError = Arc<AppError>;
 
-/// When the request last asked for a key, to know when a batch is complete.
-#[derive(Debug)]
-struct Activity {
-    origin: Instant,
-    last_nanos: AtomicU64,
-}
-
-impl Activity {
-    fn touch(&self) {
-        let nanos = u64::try_from(self.origin.elapsed().as_nanos()).unwrap_or(u64::MAX);
-        self.last_nanos.store(nanos, Ordering::Relaxed);
-    }
-
-    fn idle(&self) -> Duration {
-        let last = Duration::from_nanos(self.last_nanos.load(Ordering::Relaxed));
-        self.origin.elapsed().saturating_sub(last)
-    }
-}
-
-/// Waits until the request has asked for no new key for `quiet`, then runs the batch.
+/// Whether the request's resolvers are still running, to know when a batch is complete.
 ///
-/// async-graphql's loader waits a fixed delay after the first key, so a page whose siblings
-/// take longer than that to register their keys (a slow build, a busy CPU) is split into two
-/// statements. Waiting for a quiet period instead keeps the whole page in one batch.
-async fn debounced(activity: Arc<Activity>, quiet: Duration, batch: BoxFuture<'static, ()>) {
-    loop {
-        let idle = activity.idle();
-        if idle >= quiet {
-            break;
-        }
-        tokio::time::sleep(quiet - idle).await;
+/// async-graphql's loader sends a batch a fixed delay after its first key, so siblings that
+/// take longer than that to register their keys (a slow build, a busy CPU, the thread being
+/// preempted) are split into several statements, and every nested level pays the delay. Here a
+/// batch goes out exactly when the request has nothing left to do but wait: its future
+/// returned `Pending` and nothing has woken it since. No timer, no split.
+#[derive(Debug, Default)]
+pub struct Quiescence {
+    polling: AtomicBool,
+    woken: AtomicBool,
+    finished: AtomicBool,
+    changed: Notify,
+}
+
+impl Quiescence {
+    fn is_quiet(&self) -> bool {
+        self.finished.load(Ordering::SeqCst)
+            || (!self.polling.load(Ordering::SeqCst) && !self.woken.load(Ordering::SeqCst))
     }
-    batch.await;
+
+    async fn until_quiet(&self) {
+        loop {
+            let changed = self.changed.notified();
+            if self.is_quiet() {
+                return;
+            }
+            changed.await;
+        }
+    }
+}
+
+/// Wraps the request's waker: a wake-up means the request has work again.
+struct FlagWaker {
+    inner: Waker,
+    quiescence: Arc<Quiescence>,
+}
+
+impl Wake for FlagWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.quiescence.woken.store(true, Ordering::SeqCst);
+        self.inner.wake_by_ref();
+    }
+}
+
+pin_project! {
+    /// A request's execution, reporting to its loader when it is quiet.
+    pub struct Tracked<F> {
+        #[pin]
+        inner: F,
+        quiescence: Arc<Quiescence>,
+    }
+
+    impl<F> PinnedDrop for Tracked<F> {
+        fn drop(this: Pin<&mut Self>) {
+            // A request dropped mid-flight must not leave batches waiting forever.
+            this.quiescence.finished.store(true, Ordering::SeqCst);
+            this.quiescence.changed.notify_waiters();
+        }
+    }
+}
+
+impl<F: Future> Future for Tracked<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        let quiescence = Arc::clone(this.quiescence);
+        quiescence.polling.store(true, Ordering::SeqCst);
+        quiescence.woken.store(false, Ordering::SeqCst);
+        let waker = Waker::from(Arc::new(FlagWaker {
+            inner: cx.waker().clone(),
+            quiescence: Arc::clone(&quiescence),
+        }));
+        let result = this.inner.poll(&mut Context::from_waker(&waker));
+        quiescence.polling.store(false, Ordering::SeqCst);
+        if result.is_ready() {
+            quiescence.finished.store(true, Ordering::SeqCst);
+        }
+        quiescence.changed.notify_waiters();
+        result
+    }
 }
 
 /// The per-request loader (a fresh one per request, so nothing is cached across requests).
 pub struct Loaders {
     inner: DataLoader<DbLoader>,
-    activity: Arc<Activity>,
 }
 
 impl Loaders {
-    /// Loads one key, batched with every other key of its type asked for around the same time.
+    /// Loads one key, batched with every other key of its type asked for in the same pass.
     pub async fn load_one<K>(
         &self,
         key: K,
@@ -82,25 +139,37 @@ impl Loaders {
         K: Send + Sync + std::hash::Hash + Eq + Clone + 'static,
         DbLoader: Loader<K, Error = LoadError>,
     {
-        self.activity.touch();
         self.inner.load_one(key).await
     }
 }
 
-/// Creates the loader of one request: a batch goes out once no new key arrived for `quiet`.
-pub fn new_loaders(db: Db, quiet: Duration) -> Loaders {
-    let activity = Arc::new(Activity {
-        origin: Instant::now(),
-        last_nanos: AtomicU64::new(0),
-    });
-    let spawn_activity = Arc::clone(&activity);
+/// Creates the loader of one request, and the quiescence tracker its execution must be
+/// wrapped in (see [`track`]).
+pub fn new_loaders(db: Db) -> (Loaders, Arc<Quiescence>) {
+    let quiescence = Arc::new(Quiescence::default());
+    let waiting = Arc::clone(&quiescence);
     // Batches run in their own tasks; keep them in the request's span (request id in logs).
     let span = tracing::Span::current();
     let inner = DataLoader::new(DbLoader { db }, move |batch: BoxFuture<'static, ()>| {
-        tokio::spawn(debounced(Arc::clone(&spawn_activity), quiet, batch).instrument(span.clone()))
+        let waiting = Arc::clone(&waiting);
+        tokio::spawn(
+            async move {
+                waiting.until_quiet().await;
+                batch.await;
+            }
+            .instrument(span.clone()),
+        )
     })
     .delay(Duration::ZERO);
-    Loaders { inner, activity }
+    (Loaders { inner }, quiescence)
+}
+
+/// Wraps a request's execution so its loader knows when the request is quiet.
+pub fn track<F: Future>(quiescence: Arc<Quiescence>, execution: F) -> Tracked<F> {
+    Tracked {
+        inner: execution,
+        quiescence,
+    }
 }
 
 /// Loads from PostgreSQL in batches.

@@ -1,16 +1,16 @@
 //! The GraphQL API: schema, roots, object types, inputs, scalars, loaders and the pipeline
-//! extension that gives every error a contract code.
+//! that gives every error a contract code.
 
 pub mod connection;
 pub mod context;
 pub mod cursor;
 pub mod document;
-pub mod extension;
 pub mod fund;
 pub mod investment;
 pub mod investor;
 pub mod loader;
 pub mod mutation;
+pub mod pipeline;
 pub mod query;
 pub mod scalars;
 
@@ -18,7 +18,6 @@ use async_graphql::{EmptySubscription, SDLExportOptions, Schema, SchemaBuilder};
 
 use crate::{config::Config, db::Db};
 
-pub use extension::ExecState;
 pub use mutation::MutationRoot;
 pub use query::QueryRoot;
 
@@ -29,14 +28,15 @@ fn builder() -> SchemaBuilder<QueryRoot, MutationRoot, EmptySubscription> {
     Schema::build(QueryRoot, MutationRoot, EmptySubscription)
 }
 
-/// Builds the schema served to clients, with the database and limits as schema data.
+/// Builds the schema served to clients, with the database and limits as schema data. No
+/// async-graphql extension is installed (see [`pipeline`] for why).
 pub fn build_schema(db: Db, config: &Config) -> AppSchema {
     let mut b = builder()
         .data(db)
         .data(config.limits.clone())
-        .extension(extension::ApiExtension::new(&config.limits))
-        // Depth is enforced by the extension with a coded error; this only stops pathological
-        // nesting before the validator walks it.
+        .data(pipeline::type_registry())
+        .limit_depth(config.limits.max_depth)
+        .limit_complexity(config.limits.max_complexity)
         .limit_recursive_depth(config.limits.max_depth.saturating_mul(4).max(32));
     if !config.introspection {
         b = b.disable_introspection();

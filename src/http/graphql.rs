@@ -2,8 +2,6 @@
 //! queries, `application/graphql-response+json` when the client accepts it (then a request
 //! that fails before execution is HTTP 400), batching up to a limit, and a body limit.
 
-use std::sync::Arc;
-
 use async_graphql::{BatchRequest, Request, Response, ServerError, Value};
 use axum::{
     Extension,
@@ -21,15 +19,14 @@ use super::{
     AppState,
     middleware::{GraphqlOutcome, RequestId},
 };
-use async_graphql::parser::types::OperationType;
+use async_graphql::registry::Registry;
 
 use crate::{
     error::{AppError, ErrorCode},
     graphql::{
-        ExecState,
         context::RequestContext,
-        extension::{coded_error, error_code},
-        loader::new_loaders,
+        loader::{new_loaders, track},
+        pipeline::{self, PrepareOptions, coded_error, error_code},
     },
     service::Actor,
 };
@@ -183,19 +180,25 @@ fn json_response<T: Serialize>(status: StatusCode, format: Format, body: &T) -> 
 /// here: its transaction is guarded up to the commit, so its answer always tells whether it
 /// committed.
 async fn execute_one(state: &AppState, request: Request, actor: &Actor, is_get: bool) -> Outcome {
-    let exec = Arc::new(ExecState::new(
+    let options = PrepareOptions {
         is_get,
-        request.operation_name.clone(),
-        !state.config.introspection,
-    ));
-    let request = request
-        .data(new_loaders(state.db.clone(), state.config.loader_delay))
-        .data(RequestContext {
-            actor: actor.clone(),
-        })
-        .data(Arc::clone(&exec));
-    let is_mutation = || matches!(exec.operation(), Some((OperationType::Mutation, _)));
-    let work = state.schema.execute(request);
+        introspection_disabled: !state.config.introspection,
+        limits: &state.config.limits,
+    };
+    let (request, facts) = match pipeline::prepare(request, options) {
+        Ok(prepared) => prepared,
+        Err(errors) => {
+            return Outcome {
+                response: Response::from_errors(errors),
+                executed: false,
+            };
+        }
+    };
+    let (loaders, quiescence) = new_loaders(state.db.clone());
+    let request = request.data(loaders).data(RequestContext {
+        actor: actor.clone(),
+    });
+    let work = track(quiescence, state.schema.execute(request));
     tokio::pin!(work);
     let deadline = actor.deadline.map(tokio::time::sleep_until);
     let mut deadline = std::pin::pin!(async move {
@@ -204,36 +207,27 @@ async fn execute_one(state: &AppState, request: Request, actor: &Actor, is_get: 
             None => std::future::pending().await,
         }
     });
-    let (mut timed_out, mut db_down) = (false, false);
-    let response = loop {
-        tokio::select! {
-            response = &mut work => break response,
-            () = &mut deadline, if !timed_out => {
-                timed_out = true;
-                if !is_mutation() {
-                    break Response::from_errors(vec![coded_error(
-                        ErrorCode::RequestTimeout,
-                        format!("the request ran longer than {:?} and was stopped", state.config.limits.request_timeout),
-                        None,
-                    )]);
-                }
-            }
-            () = state.db.health().unreachable(), if !db_down => {
-                db_down = true;
-                if !is_mutation() {
-                    break Response::from_errors(vec![coded_error(
-                        ErrorCode::ServiceUnavailable,
-                        AppError::ServiceUnavailable(None).public_message(),
-                        None,
-                    )]);
-                }
-            }
-        }
+    let abandoned = |code: ErrorCode, message: String| Outcome {
+        // Execution started but was stopped: no data, one coded error.
+        response: Response::from_errors(vec![coded_error(code, message, None)]),
+        executed: true,
     };
-    Outcome {
-        response,
-        executed: exec.executed(),
-    }
+    let mut response = tokio::select! {
+        response = &mut work => response,
+        () = &mut deadline, if !facts.is_mutation() => return abandoned(
+            ErrorCode::RequestTimeout,
+            format!("the request ran longer than {:?} and was stopped", state.config.limits.request_timeout),
+        ),
+        () = state.db.health().unreachable(), if !facts.is_mutation() => return abandoned(
+            ErrorCode::ServiceUnavailable,
+            AppError::ServiceUnavailable(None).public_message(),
+        ),
+    };
+    let executed = match state.schema.data::<Registry>() {
+        Some(registry) => pipeline::finish(&mut response, &facts, registry),
+        None => pipeline::executed(&response),
+    };
+    Outcome { response, executed }
 }
 
 /// Runs a single or batched request and writes the HTTP response.

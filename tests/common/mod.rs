@@ -237,9 +237,6 @@ pub fn test_config(url: &str) -> Config {
     config.database.acquire_timeout = Duration::from_secs(10);
     config.database.run_migrations = false;
     config.port = 0;
-    // A debug build on a busy CPU can pause more than 1 ms between two sibling keys; a longer
-    // quiet period keeps statement counts exact in tests.
-    config.loader_delay = Duration::from_millis(5);
     config
 }
 

@@ -1,0 +1,394 @@
+//! The request pipeline around async-graphql: checks before execution, and codes on every
+//! error after it.
+//!
+//! This is deliberately not an async-graphql `Extension`: with any extension installed,
+//! async-graphql sends every single field resolution through the extension chain (a boxed
+//! future and a registry lookup per field), which costs more than the rest of a large nested
+//! request. Instead the HTTP layer calls [`prepare`] (parse once, refuse what must not run) and
+//! [`finish`] (classify errors by stage, map [`AppError`] sources to their codes, log internal
+//! errors, apply the spec's null propagation).
+
+use std::collections::HashSet;
+
+use async_graphql::{
+    PathSegment, Pos, Request, Response, ServerError, Value,
+    parser::{parse_query, types::OperationType},
+    registry::Registry,
+};
+
+use super::{MutationRoot, QueryRoot, document};
+use crate::{
+    config::Limits,
+    error::{AppError, ErrorCode, INTERNAL_MESSAGE},
+};
+
+/// What the pipeline learned about a document before running it.
+#[derive(Debug, Clone, Default)]
+pub struct DocumentFacts {
+    /// Type of the operation that will run (`None` when it cannot be told: an unknown or
+    /// ambiguous operation name, refused by async-graphql itself).
+    pub operation_type: Option<OperationType>,
+    /// Argument positions whose values come from variables.
+    variable_arguments: HashSet<Pos>,
+    /// The document text and operation name, to re-read the document on the rare error path.
+    query: String,
+    operation_name: Option<String>,
+}
+
+impl DocumentFacts {
+    /// Whether the operation is a mutation (never abandoned mid-flight).
+    pub fn is_mutation(&self) -> bool {
+        self.operation_type == Some(OperationType::Mutation)
+    }
+}
+
+/// Per-request switches for [`prepare`].
+#[derive(Debug, Clone, Copy)]
+pub struct PrepareOptions<'a> {
+    /// The request came as GET: only queries may run.
+    pub is_get: bool,
+    /// Introspection is off.
+    pub introspection_disabled: bool,
+    /// The configured limits.
+    pub limits: &'a Limits,
+}
+
+/// An error with a code (and optionally a field) in its extensions.
+pub fn coded_error(
+    code: ErrorCode,
+    message: impl Into<String>,
+    field: Option<&str>,
+) -> ServerError {
+    let mut err = ServerError::new(message, None);
+    set_code(&mut err, code, field);
+    err
+}
+
+fn set_code(err: &mut ServerError, code: ErrorCode, field: Option<&str>) {
+    let ext = err.extensions.get_or_insert_with(Default::default);
+    ext.set("code", code.as_str());
+    if let Some(field) = field {
+        ext.set("field", field);
+    }
+}
+
+fn has_code(err: &ServerError) -> bool {
+    err.extensions
+        .as_ref()
+        .is_some_and(|e| e.get("code").is_some())
+}
+
+/// The code a finished error carries, if any.
+pub fn error_code(err: &ServerError) -> Option<ErrorCode> {
+    match err.extensions.as_ref()?.get("code")? {
+        Value::String(code) => ErrorCode::from_code(code),
+        _ => None,
+    }
+}
+
+/// Parses the document once and refuses, before execution, what must not run: a mutation over
+/// GET, more fields than allowed, introspection when it is off, a missing required variable.
+pub fn prepare(
+    mut request: Request,
+    options: PrepareOptions<'_>,
+) -> Result<(Request, DocumentFacts), Vec<ServerError>> {
+    if request.query.is_empty() {
+        return Err(vec![coded_error(
+            ErrorCode::BadRequest,
+            "the request has no query",
+            None,
+        )]);
+    }
+    let doc = parse_query(&request.query).map_err(|e| {
+        let message = e.to_string();
+        let code = if message.contains("recursion") {
+            ErrorCode::QueryTooComplex
+        } else {
+            ErrorCode::GraphqlParseFailed
+        };
+        let mut err = ServerError::new(message, None);
+        err.locations = e.positions().collect();
+        set_code(&mut err, code, None);
+        vec![err]
+    })?;
+    let mut facts = DocumentFacts {
+        operation_type: None,
+        variable_arguments: document::variable_argument_positions(&doc),
+        query: String::new(),
+        operation_name: request.operation_name.clone(),
+    };
+    if let Some(op) = document::selected_operation(&doc, request.operation_name.as_deref()) {
+        facts.operation_type = Some(op.ty);
+        if options.is_get && op.ty != OperationType::Query {
+            return Err(vec![coded_error(
+                ErrorCode::MethodNotAllowed,
+                "only queries may be sent with GET; send mutations with POST",
+                None,
+            )]);
+        }
+        let fields = document::expanded_field_count(&doc, op);
+        if fields > options.limits.max_fields {
+            return Err(vec![coded_error(
+                ErrorCode::QueryTooComplex,
+                format!(
+                    "the operation selects {fields} fields (fragments expanded); the limit is {}",
+                    options.limits.max_fields
+                ),
+                None,
+            )]);
+        }
+        for def in &op.variable_definitions {
+            let def = &def.node;
+            let provided = request
+                .variables
+                .get(&def.name.node)
+                .is_some_and(|v| !matches!(v, Value::Null));
+            if !def.var_type.node.nullable && def.default_value.is_none() && !provided {
+                let path = document::variable_usage_path(&doc, &def.name.node);
+                return Err(vec![coded_error(
+                    ErrorCode::BadUserInput,
+                    format!(
+                        "variable ${} of type {} must be given a non-null value",
+                        def.name.node, def.var_type.node
+                    ),
+                    path.as_deref(),
+                )]);
+            }
+        }
+    }
+    if options.introspection_disabled && document::selects_introspection(&doc) {
+        return Err(vec![coded_error(
+            ErrorCode::GraphqlValidationFailed,
+            "introspection is disabled on this server",
+            None,
+        )]);
+    }
+    facts.query = request.query.clone();
+    request.set_parsed_query(doc);
+    Ok((request, facts))
+}
+
+/// `Invalid value for argument "input.vintageYear", expected type "Int"` → `input.vintageYear`.
+fn argument_path(message: &str) -> Option<&str> {
+    let rest = message.strip_prefix("Invalid value for argument \"")?;
+    rest.split_once('"').map(|(path, _)| path)
+}
+
+/// A friendlier hint for our scalars' format, appended to coercion errors.
+fn scalar_hint(message: &str) -> Option<&'static str> {
+    let ty = message
+        .rsplit_once("expected type \"")?
+        .1
+        .strip_suffix('"')?;
+    Some(match ty {
+        "Decimal" => {
+            "a Decimal is a string such as \"1200.50\": at most 2 decimals and 18 integer digits, no float"
+        }
+        "UUID" => "a UUID is hyphenated hex, e.g. \"0199c3b4-2f4e-7a1c-9b1d-5f3e2a1b0c9d\"",
+        "Date" => "a Date looks like \"2024-09-22\"",
+        "DateTime" => "a DateTime looks like \"2024-01-15T10:30:00.123456Z\"",
+        _ => return None,
+    })
+}
+
+/// Codes an error async-graphql raised before execution.
+fn classify_request_error(err: &mut ServerError, facts: &DocumentFacts) {
+    if let Some(path) = argument_path(&err.message).map(str::to_owned) {
+        let from_variable = err
+            .locations
+            .iter()
+            .any(|p| facts.variable_arguments.contains(p));
+        let shape_error = err.message.contains("unknown field")
+            || err.message.contains("is required but not provided");
+        if shape_error && !from_variable {
+            // The document itself names an input field that does not exist (or leaves a
+            // required one out): a document error, not a bad value.
+            set_code(err, ErrorCode::GraphqlValidationFailed, None);
+        } else {
+            if let Some(hint) = scalar_hint(&err.message) {
+                err.message = format!("{} ({hint})", err.message);
+            }
+            set_code(err, ErrorCode::BadUserInput, Some(&path));
+        }
+    } else if err.message == "Query is nested too deep." || err.message == "Query is too complex." {
+        set_code(err, ErrorCode::QueryTooComplex, None);
+    } else if err.message.starts_with("Unknown operation named")
+        || err.message.starts_with("Operation name required")
+    {
+        set_code(err, ErrorCode::BadRequest, None);
+    } else {
+        set_code(err, ErrorCode::GraphqlValidationFailed, None);
+    }
+}
+
+/// Codes an error raised while executing.
+fn classify_field_error(err: &mut ServerError) {
+    let source = err.source.clone();
+    let app = source.as_deref().and_then(|s| {
+        s.downcast_ref::<AppError>().or_else(|| {
+            s.downcast_ref::<std::sync::Arc<AppError>>()
+                .map(|a| a.as_ref())
+        })
+    });
+    if let Some(app) = app {
+        let code = app.code();
+        if app.is_internal() {
+            log_internal(err, Some(app));
+        }
+        err.message = app.public_message();
+        set_code(err, code, app.field());
+    } else if err.message.starts_with("Failed to parse") || err.message.starts_with("Invalid value")
+    {
+        set_code(err, ErrorCode::BadUserInput, None);
+    } else {
+        log_internal(err, None);
+        err.message = INTERNAL_MESSAGE.to_owned();
+        set_code(err, ErrorCode::InternalServerError, None);
+    }
+}
+
+fn log_internal(err: &ServerError, app: Option<&AppError>) {
+    let cause = app.map(|a| {
+        let mut text = a.to_string();
+        let mut source = std::error::Error::source(a);
+        while let Some(s) = source {
+            text.push_str(": ");
+            text.push_str(&s.to_string());
+            source = s.source();
+        }
+        text
+    });
+    tracing::error!(
+        message = %err.message,
+        cause = cause.as_deref().unwrap_or(""),
+        path = ?err.path,
+        "internal error while resolving a request"
+    );
+}
+
+/// Whether execution started: async-graphql answers a refused request with no data and
+/// errors without a path; once execution starts, data is an object or a field error has a path.
+pub fn executed(response: &Response) -> bool {
+    !(response.data == Value::Null
+        && !response.errors.is_empty()
+        && response.errors.iter().all(|e| e.path.is_empty()))
+}
+
+/// The object types' fields, for null propagation (built once per schema).
+pub fn type_registry() -> Registry {
+    use async_graphql::OutputType;
+    let mut registry = Registry {
+        query_type: "Query".to_owned(),
+        mutation_type: Some("Mutation".to_owned()),
+        ..Registry::default()
+    };
+    <QueryRoot as OutputType>::create_type_info(&mut registry);
+    <MutationRoot as OutputType>::create_type_info(&mut registry);
+    registry
+}
+
+/// Gives every error its contract code and applies null propagation. Returns whether
+/// execution started.
+pub fn finish(response: &mut Response, facts: &DocumentFacts, registry: &Registry) -> bool {
+    let executed = executed(response);
+    for err in &mut response.errors {
+        if has_code(err) {
+            continue;
+        }
+        if executed {
+            classify_field_error(err);
+        } else {
+            classify_request_error(err, facts);
+        }
+    }
+    if executed && response.errors.iter().any(|e| !e.path.is_empty()) {
+        propagate_nulls(response, facts, registry);
+    }
+    executed
+}
+
+/// Rare path (only when a field failed): re-parses the document to find each failing field's
+/// type and nulls the nearest nullable ancestor, as the spec requires (async-graphql 7 instead
+/// drops the failing field from its parent).
+fn propagate_nulls(response: &mut Response, facts: &DocumentFacts, registry: &Registry) {
+    let Ok(doc) = parse_query(&facts.query) else {
+        return;
+    };
+    let Some(op) = document::selected_operation(&doc, facts.operation_name.as_deref()) else {
+        return;
+    };
+    let paths: Vec<&[PathSegment]> = response.errors.iter().map(|e| e.path.as_slice()).collect();
+    document::propagate_errors_to_nulls(registry, &doc, op, &mut response.data, &paths);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn argument_paths_are_read_from_coercion_messages() {
+        assert_eq!(
+            argument_path(r#"Invalid value for argument "input.vintageYear", expected type "Int""#),
+            Some("input.vintageYear")
+        );
+        assert_eq!(argument_path("Unknown field"), None);
+    }
+
+    #[test]
+    fn uncoded_errors_get_a_code_by_stage() {
+        let facts = DocumentFacts::default();
+        let mut before = ServerError::new("Unknown operation named \"x\"", None);
+        classify_request_error(&mut before, &facts);
+        assert_eq!(error_code(&before), Some(ErrorCode::BadRequest));
+        let mut deep = ServerError::new("Query is nested too deep.", None);
+        classify_request_error(&mut deep, &facts);
+        assert_eq!(error_code(&deep), Some(ErrorCode::QueryTooComplex));
+
+        let mut during = ServerError::new("something odd", None);
+        classify_field_error(&mut during);
+        assert_eq!(error_code(&during), Some(ErrorCode::InternalServerError));
+        assert_eq!(during.message, INTERNAL_MESSAGE);
+    }
+
+    #[test]
+    fn app_errors_keep_their_code_and_field() {
+        let mut err = async_graphql::Error::from(AppError::bad_input("input.name", "blank"))
+            .into_server_error(Pos::default());
+        classify_field_error(&mut err);
+        assert_eq!(error_code(&err), Some(ErrorCode::BadUserInput));
+        let field = err
+            .extensions
+            .as_ref()
+            .and_then(|e| e.get("field").cloned());
+        assert_eq!(field, Some(Value::from("input.name")));
+    }
+
+    #[test]
+    fn internal_errors_hide_their_cause() {
+        let mut err = async_graphql::Error::from(AppError::Internal("secret SQL".into()))
+            .into_server_error(Pos::default());
+        classify_field_error(&mut err);
+        assert_eq!(error_code(&err), Some(ErrorCode::InternalServerError));
+        assert!(!err.message.contains("secret"));
+    }
+
+    #[test]
+    fn the_type_registry_knows_nullability() {
+        let r = type_registry();
+        let ty = |t: &str, f: &str| {
+            r.types
+                .get(t)
+                .and_then(|m| m.field_by_name(f))
+                .map(|f| f.ty.clone())
+        };
+        assert_eq!(ty("Query", "fund").as_deref(), Some("Fund"));
+        assert_eq!(
+            ty("Fund", "investments").as_deref(),
+            Some("InvestmentConnection!")
+        );
+        assert_eq!(
+            ty("InvestmentConnection", "nodes").as_deref(),
+            Some("[Investment!]!")
+        );
+    }
+}
