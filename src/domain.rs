@@ -68,6 +68,21 @@ pub fn format_money(value: Decimal) -> String {
     v.to_string()
 }
 
+/// `YYYY-MM-DD`, without going through a format-string parser (this runs for every date of
+/// every page).
+pub fn format_date(date: NaiveDate) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(10);
+    let _ = write!(
+        out,
+        "{:04}-{:02}-{:02}",
+        date.year(),
+        date.month(),
+        date.day()
+    );
+    out
+}
+
 /// Checks that an amount is greater than zero.
 pub fn check_positive(value: Decimal) -> Result<Decimal, String> {
     if value > Decimal::ZERO {
@@ -192,6 +207,12 @@ mod tests {
             Ok("999999999999999999.99".to_owned())
         );
         assert_eq!(ok("000000000000000000001.5"), Ok("1.50".to_owned()));
+    }
+
+    #[test]
+    fn dates_are_formatted_as_iso_calendar_dates() {
+        assert_eq!(format_date(day(2024, 3, 5)), "2024-03-05");
+        assert_eq!(format_date(day(1900, 1, 1)), "1900-01-01");
     }
 
     #[test]

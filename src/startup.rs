@@ -10,10 +10,13 @@ use tokio::net::TcpListener;
 use crate::{
     config::Config,
     db::{self, Db},
-    graphql,
+    graphql::{self, pipeline::DocumentCache},
     http::{self, AppState},
     local_pg::{self, LocalPgOptions, LocalPostgres},
 };
+
+/// Distinct documents kept parsed (clients send a handful of documents over and over).
+const DOCUMENT_CACHE_SIZE: usize = 512;
 
 /// Name of the application database inside a server-owned PostgreSQL.
 pub const LOCAL_DATABASE: &str = "titanbay";
@@ -154,6 +157,7 @@ pub fn build_state(db: Db, config: Config) -> AppState {
         schema,
         db,
         config: Arc::new(config),
+        documents: Arc::new(DocumentCache::new(DOCUMENT_CACHE_SIZE)),
     }
 }
 

@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use super::{
     context::{db, loader},
-    cursor::CursorError,
+    cursor::{CursorError, Scope},
     fund::Fund,
     investment::Investment,
     investor::Investor,
@@ -50,6 +50,12 @@ pub enum TotalCount {
     Investments(Parent, Uuid),
 }
 
+/// A node of a connection: it knows its own position (cursor) in its list.
+pub trait Node: OutputType + Clone {
+    /// The cursor of this node in the list `scope`.
+    fn cursor(&self, scope: Scope) -> String;
+}
+
 /// An edge: a node and its cursor.
 #[derive(Debug, Clone)]
 pub struct Edge<N> {
@@ -74,39 +80,24 @@ impl<N: OutputType + Clone> Edge<N> {
     }
 }
 
-/// One page of a list.
+/// One page of a list. Cursors are computed only when selected.
 #[derive(Debug, Clone)]
 pub struct Connection<N> {
-    edges: Vec<Edge<N>>,
-    page_info: PageInfo,
+    nodes: Vec<N>,
+    has_next_page: bool,
+    has_previous_page: bool,
+    scope: Scope,
     total: TotalCount,
 }
 
-impl<N: Clone> Connection<N> {
-    /// Builds a connection from a page, with `cursor` giving each row's cursor.
-    pub fn new<T>(
-        page: Page<T>,
-        total: TotalCount,
-        cursor: impl Fn(&T) -> String,
-        node: impl Fn(T) -> N,
-    ) -> Self {
-        let edges: Vec<Edge<N>> = page
-            .items
-            .into_iter()
-            .map(|row| Edge {
-                cursor: cursor(&row),
-                node: node(row),
-            })
-            .collect();
-        let page_info = PageInfo {
+impl<N: Node> Connection<N> {
+    /// Builds a connection from a page of nodes of the list `scope`.
+    pub fn new<T>(page: Page<T>, scope: Scope, total: TotalCount, node: impl Fn(T) -> N) -> Self {
+        Connection {
+            nodes: page.items.into_iter().map(node).collect(),
             has_next_page: page.has_next_page,
             has_previous_page: page.has_previous_page,
-            start_cursor: edges.first().map(|e| e.cursor.clone()),
-            end_cursor: edges.last().map(|e| e.cursor.clone()),
-        };
-        Connection {
-            edges,
-            page_info,
+            scope,
             total,
         }
     }
@@ -117,23 +108,34 @@ impl<N: Clone> Connection<N> {
     concrete(name = "InvestorConnection", params(Investor)),
     concrete(name = "InvestmentConnection", params(Investment))
 )]
-impl<N: OutputType + Clone> Connection<N>
+impl<N: Node> Connection<N>
 where
     Edge<N>: OutputType,
 {
     /// The page's edges (node with cursor).
-    async fn edges(&self) -> &[Edge<N>] {
-        &self.edges
+    async fn edges(&self) -> Vec<Edge<N>> {
+        self.nodes
+            .iter()
+            .map(|n| Edge {
+                cursor: n.cursor(self.scope),
+                node: n.clone(),
+            })
+            .collect()
     }
 
     /// The page's nodes, without cursors.
-    async fn nodes(&self) -> Vec<N> {
-        self.edges.iter().map(|e| e.node.clone()).collect()
+    async fn nodes(&self) -> &[N] {
+        &self.nodes
     }
 
     /// Paging state of this page.
-    async fn page_info(&self) -> &PageInfo {
-        &self.page_info
+    async fn page_info(&self) -> PageInfo {
+        PageInfo {
+            has_next_page: self.has_next_page,
+            has_previous_page: self.has_previous_page,
+            start_cursor: self.nodes.first().map(|n| n.cursor(self.scope)),
+            end_cursor: self.nodes.last().map(|n| n.cursor(self.scope)),
+        }
     }
 
     /// Number of rows matching the filter, ignoring paging. Computed only when selected.

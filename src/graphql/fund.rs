@@ -4,9 +4,9 @@ use async_graphql::{Context, Enum, InputObject, MaybeUndefined, Object};
 use chrono::Utc;
 
 use super::{
-    connection::{Connection, PageArgs, TotalCount, connection_complexity},
+    connection::{Connection, Node, PageArgs, TotalCount, connection_complexity},
     context::{db, limits, loader},
-    cursor,
+    cursor::{self, Scope},
     investment::Investment,
     loader::{CountKey, PageKey, TotalKey},
     scalars::{DateTime, Id, Money},
@@ -18,7 +18,7 @@ use crate::{
     service::{
         self,
         fund::{FundChanges, FundFilter as ServiceFundFilter, NewFund},
-        investment::{Aggregate, PageQuery, Parent},
+        investment::{Aggregate, Include, PageQuery, Parent},
     },
 };
 
@@ -57,6 +57,12 @@ impl From<GqlFundStatus> for FundStatus {
 /// A private-markets fund.
 #[derive(Debug, Clone)]
 pub struct Fund(pub fund::Model);
+
+impl Node for Fund {
+    fn cursor(&self, scope: Scope) -> String {
+        cursor::id_cursor(scope, self.0.id)
+    }
+}
 
 #[Object]
 impl Fund {
@@ -138,7 +144,8 @@ impl Fund {
     }
 }
 
-/// A parent's investments page, through the batched loader.
+/// A parent's investments page, through the batched loader. When the client selects each
+/// investment's investor or fund, they are fetched in the page's own statement.
 pub(super) async fn investments_of(
     ctx: &Context<'_>,
     parent: Parent,
@@ -148,16 +155,25 @@ pub(super) async fn investments_of(
     let window = args.window(limits(ctx)?.max_page_size, |c| {
         cursor::decode_investment(c, parent, parent_id)
     })?;
+    let selected = |relation: &str| {
+        let look = ctx.look_ahead();
+        look.field("nodes").field(relation).exists()
+            || look.field("edges").field("node").field(relation).exists()
+    };
     let key = PageKey {
         parent,
+        include: Include {
+            investor: selected("investor"),
+            fund: selected("fund"),
+        },
         query: PageQuery { parent_id, window },
     };
     let page = loader(ctx)?.load_one(key).await?.unwrap_or_default();
     Ok(Connection::new(
         page,
+        Scope::Investments(parent, parent_id),
         TotalCount::Investments(parent, parent_id),
-        |i| cursor::investment_cursor(parent, parent_id, (i.investment_date, i.id)),
-        Investment,
+        Investment::from,
     ))
 }
 

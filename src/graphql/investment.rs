@@ -1,75 +1,130 @@
 //! `Investment` and its creation input.
 
+use std::borrow::Cow;
+
 use async_graphql::{Context, InputObject, Object};
 use chrono::Utc;
 
 use super::{
+    connection::Node,
     context::loader,
+    cursor::{self, Scope},
     fund::Fund,
     investor::Investor,
     loader::{FundKey, InvestorKey},
     scalars::{Date, DateTime, Id, Money},
 };
-use crate::{domain, entity::investment, error::AppError, service::investment::NewInvestment};
+use crate::{
+    domain,
+    entity::investment,
+    error::AppError,
+    service::investment::{InvestmentWith, NewInvestment},
+};
 
 /// A capital commitment of an investor to a fund.
 #[derive(Debug, Clone)]
-pub struct Investment(pub investment::Model);
+pub struct Investment {
+    model: investment::Model,
+    /// The investor, when it came with the page.
+    investor: Option<Investor>,
+    /// The fund, when it came with the page.
+    fund: Option<Fund>,
+}
+
+impl Node for Investment {
+    fn cursor(&self, scope: Scope) -> String {
+        match scope {
+            Scope::Investments(parent, parent_id) => cursor::investment_cursor(
+                parent,
+                parent_id,
+                (self.model.investment_date, self.model.id),
+            ),
+            // Investments are only listed under a parent.
+            other => cursor::id_cursor(other, self.model.id),
+        }
+    }
+}
+
+impl From<investment::Model> for Investment {
+    fn from(model: investment::Model) -> Self {
+        Investment {
+            model,
+            investor: None,
+            fund: None,
+        }
+    }
+}
+
+impl From<InvestmentWith> for Investment {
+    fn from(row: InvestmentWith) -> Self {
+        Investment {
+            model: row.investment,
+            investor: row.investor.map(Investor),
+            fund: row.fund.map(Fund),
+        }
+    }
+}
 
 #[Object]
 impl Investment {
     /// The investment's id (UUIDv7).
     async fn id(&self) -> Id {
-        Id(self.0.id)
+        Id(self.model.id)
     }
 
     /// The fund committed to.
     async fn fund_id(&self) -> Id {
-        Id(self.0.fund_id)
+        Id(self.model.fund_id)
     }
 
     /// The investor committing.
     async fn investor_id(&self) -> Id {
-        Id(self.0.investor_id)
+        Id(self.model.investor_id)
     }
 
     /// Committed amount in USD.
     async fn amount_usd(&self) -> Money {
-        Money(self.0.amount_usd)
+        Money(self.model.amount_usd)
     }
 
     /// Date of the commitment.
     async fn investment_date(&self) -> Date {
-        Date(self.0.investment_date)
+        Date(self.model.investment_date)
     }
 
     /// When the investment was recorded; never changes.
     async fn created_at(&self) -> DateTime {
-        DateTime(self.0.created_at)
+        DateTime(self.model.created_at)
     }
 
-    /// The fund committed to (batched across the page).
-    async fn fund(&self, ctx: &Context<'_>) -> async_graphql::Result<Fund> {
-        let fund = loader(ctx)?.load_one(FundKey(self.0.fund_id)).await?;
+    /// The fund committed to (fetched with the page, or batched across it).
+    async fn fund(&self, ctx: &Context<'_>) -> async_graphql::Result<Cow<'_, Fund>> {
+        if let Some(fund) = &self.fund {
+            return Ok(Cow::Borrowed(fund));
+        }
+        let fund = loader(ctx)?.load_one(FundKey(self.model.fund_id)).await?;
         // The foreign key guarantees the row; its absence is a bug, not a user error.
-        fund.map(Fund).ok_or_else(|| {
+        fund.map(|f| Cow::Owned(Fund(f))).ok_or_else(|| {
             AppError::Internal(format!(
                 "fund {} of investment {} missing",
-                self.0.fund_id, self.0.id
+                self.model.fund_id, self.model.id
             ))
             .into()
         })
     }
 
-    /// The investor committing (batched across the page).
-    async fn investor(&self, ctx: &Context<'_>) -> async_graphql::Result<Investor> {
+    /// The investor committing (fetched with the page, or batched across it).
+    async fn investor(&self, ctx: &Context<'_>) -> async_graphql::Result<Cow<'_, Investor>> {
+        if let Some(investor) = &self.investor {
+            return Ok(Cow::Borrowed(investor));
+        }
         let investor = loader(ctx)?
-            .load_one(InvestorKey(self.0.investor_id))
+            .load_one(InvestorKey(self.model.investor_id))
             .await?;
-        investor.map(Investor).ok_or_else(|| {
+        investor.map(|i| Cow::Owned(Investor(i))).ok_or_else(|| {
             AppError::Internal(format!(
                 "investor {} of investment {} missing",
-                self.0.investor_id, self.0.id
+                self.model.investor_id, self.model.id
             ))
             .into()
         })

@@ -3,7 +3,8 @@
 use async_graphql::{Context, Enum, InputObject, Object};
 
 use super::{
-    connection::{Connection, PageArgs, connection_complexity},
+    connection::{Connection, Node, PageArgs, connection_complexity},
+    cursor::{self, Scope},
     fund::{investments_of, total_committed},
     investment::Investment,
     scalars::{DateTime, Id, Money},
@@ -53,6 +54,12 @@ impl From<GqlInvestorType> for InvestorType {
 /// An investor: a person or organisation committing capital to funds.
 #[derive(Debug, Clone)]
 pub struct Investor(pub investor::Model);
+
+impl Node for Investor {
+    fn cursor(&self, scope: Scope) -> String {
+        cursor::id_cursor(scope, self.0.id)
+    }
+}
 
 #[Object]
 impl Investor {

@@ -28,7 +28,7 @@ use crate::{
     error::AppError,
     service::{
         self,
-        investment::{Aggregate, PageQuery, Parent},
+        investment::{Aggregate, Include, InvestmentWith, PageQuery, Parent},
         page::Page,
     },
 };
@@ -91,6 +91,8 @@ pin_project! {
         #[pin]
         inner: F,
         quiescence: Arc<Quiescence>,
+        // The executor's waker and ours around it, rebuilt only when the executor's changes.
+        wakers: Option<(Waker, Waker)>,
     }
 
     impl<F> PinnedDrop for Tracked<F> {
@@ -110,11 +112,18 @@ impl<F: Future> Future for Tracked<F> {
         let quiescence = Arc::clone(this.quiescence);
         quiescence.polling.store(true, Ordering::SeqCst);
         quiescence.woken.store(false, Ordering::SeqCst);
-        let waker = Waker::from(Arc::new(FlagWaker {
-            inner: cx.waker().clone(),
-            quiescence: Arc::clone(&quiescence),
-        }));
-        let result = this.inner.poll(&mut Context::from_waker(&waker));
+        let stale = !matches!(this.wakers, Some((outer, _)) if outer.will_wake(cx.waker()));
+        if stale {
+            let ours = Waker::from(Arc::new(FlagWaker {
+                inner: cx.waker().clone(),
+                quiescence: Arc::clone(&quiescence),
+            }));
+            *this.wakers = Some((cx.waker().clone(), ours));
+        }
+        let Some((_, waker)) = this.wakers.as_ref() else {
+            return Poll::Pending;
+        };
+        let result = this.inner.poll(&mut Context::from_waker(waker));
         quiescence.polling.store(false, Ordering::SeqCst);
         if result.is_ready() {
             quiescence.finished.store(true, Ordering::SeqCst);
@@ -169,6 +178,7 @@ pub fn track<F: Future>(quiescence: Arc<Quiescence>, execution: F) -> Tracked<F>
     Tracked {
         inner: execution,
         quiescence,
+        wakers: None,
     }
 }
 
@@ -191,6 +201,8 @@ pub struct InvestorKey(pub Uuid);
 pub struct PageKey {
     /// Fund or investor.
     pub parent: Parent,
+    /// Related rows the client selected, fetched in the same statement.
+    pub include: Include,
     /// Parent id and window.
     pub query: PageQuery,
 }
@@ -258,16 +270,17 @@ impl Loader<InvestorKey> for DbLoader {
 }
 
 impl Loader<PageKey> for DbLoader {
-    type Value = Page<crate::entity::investment::Model>;
+    type Value = Page<InvestmentWith>;
     type Error = LoadError;
 
     async fn load(&self, keys: &[PageKey]) -> Result<HashMap<PageKey, Self::Value>, LoadError> {
         self.db.ensure_reachable()?;
         let mut out = HashMap::with_capacity(keys.len());
-        for (parent, group) in group_by(keys, |k| k.parent) {
+        for ((parent, include), group) in group_by(keys, |k| (k.parent, k.include)) {
             let queries: Vec<PageQuery> = group.iter().map(|k| k.query.clone()).collect();
             let pages =
-                service::investment::investment_pages(&self.db.conn, parent, &queries).await?;
+                service::investment::investment_pages(&self.db.conn, parent, include, &queries)
+                    .await?;
             out.extend(group.into_iter().zip(pages));
         }
         Ok(out)

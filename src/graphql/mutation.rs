@@ -61,7 +61,7 @@ impl MutationRoot {
         input: CreateInvestmentInput,
     ) -> async_graphql::Result<Investment> {
         let new = input.validate()?;
-        Ok(Investment(
+        Ok(Investment::from(
             service::investment::create_investment(db(ctx)?, actor(ctx)?, new).await?,
         ))
     }

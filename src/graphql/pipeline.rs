@@ -8,13 +8,22 @@
 //! [`finish`] (classify errors by stage, map [`AppError`] sources to their codes, log internal
 //! errors, apply the spec's null propagation).
 
-use std::collections::HashSet;
+use std::{
+    collections::HashSet,
+    hash::{Hash, Hasher},
+    num::NonZeroUsize,
+    sync::{Arc, Mutex},
+};
 
 use async_graphql::{
     PathSegment, Pos, Request, Response, ServerError, Value,
-    parser::{parse_query, types::OperationType},
+    parser::{
+        parse_query,
+        types::{ExecutableDocument, OperationType},
+    },
     registry::Registry,
 };
+use lru::LruCache;
 
 use super::{MutationRoot, QueryRoot, document};
 use crate::{
@@ -22,23 +31,136 @@ use crate::{
     error::{AppError, ErrorCode, INTERNAL_MESSAGE},
 };
 
-/// What the pipeline learned about a document before running it.
-#[derive(Debug, Clone, Default)]
-pub struct DocumentFacts {
-    /// Type of the operation that will run (`None` when it cannot be told: an unknown or
-    /// ambiguous operation name, refused by async-graphql itself).
-    pub operation_type: Option<OperationType>,
-    /// Argument positions whose values come from variables.
-    variable_arguments: HashSet<Pos>,
-    /// The document text and operation name, to re-read the document on the rare error path.
+/// What the pipeline knows about a document and its selected operation. Parsing and this
+/// analysis are done once per distinct document and cached (see [`DocumentCache`]).
+#[derive(Debug)]
+pub struct Analysis {
     query: String,
     operation_name: Option<String>,
+    doc: ExecutableDocument,
+    /// Type of the operation that will run (`None` when it cannot be told: an unknown or
+    /// ambiguous operation name, refused by async-graphql itself).
+    operation_type: Option<OperationType>,
+    /// Argument positions whose values come from variables.
+    variable_arguments: HashSet<Pos>,
+    /// Fields the operation selects, fragments expanded.
+    field_count: usize,
+    /// Whether it asks for `__schema` or `__type`.
+    introspection: bool,
+    /// Variables that must be given: name, type and the input path where they are used.
+    required_variables: Vec<(String, String, Option<String>)>,
+}
+
+impl Analysis {
+    fn new(query: &str, operation_name: Option<&str>) -> Result<Analysis, ServerError> {
+        let doc = parse_query(query).map_err(|e| {
+            let message = e.to_string();
+            let code = if message.contains("recursion") {
+                ErrorCode::QueryTooComplex
+            } else {
+                ErrorCode::GraphqlParseFailed
+            };
+            let mut err = ServerError::new(message, None);
+            err.locations = e.positions().collect();
+            set_code(&mut err, code, None);
+            err
+        })?;
+        let op = document::selected_operation(&doc, operation_name);
+        let required_variables = op
+            .map(|op| {
+                op.variable_definitions
+                    .iter()
+                    .filter(|d| !d.node.var_type.node.nullable && d.node.default_value.is_none())
+                    .map(|d| {
+                        (
+                            d.node.name.node.to_string(),
+                            d.node.var_type.node.to_string(),
+                            document::variable_usage_path(&doc, &d.node.name.node),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(Analysis {
+            query: query.to_owned(),
+            operation_name: operation_name.map(str::to_owned),
+            operation_type: op.map(|op| op.ty),
+            variable_arguments: document::variable_argument_positions(&doc),
+            field_count: op
+                .map(|op| document::expanded_field_count(&doc, op))
+                .unwrap_or(0),
+            introspection: document::selects_introspection(&doc),
+            required_variables,
+            doc,
+        })
+    }
+}
+
+/// What the pipeline learned about a request's document before running it.
+#[derive(Debug, Clone)]
+pub struct DocumentFacts {
+    analysis: Arc<Analysis>,
 }
 
 impl DocumentFacts {
     /// Whether the operation is a mutation (never abandoned mid-flight).
     pub fn is_mutation(&self) -> bool {
-        self.operation_type == Some(OperationType::Mutation)
+        self.analysis.operation_type == Some(OperationType::Mutation)
+    }
+
+    /// The operation's type, when known.
+    pub fn operation_type(&self) -> Option<OperationType> {
+        self.analysis.operation_type
+    }
+}
+
+/// Parsed and analysed documents by text and operation name. Clients send the same few
+/// documents over and over; parsing one costs more than executing a point lookup.
+#[derive(Debug)]
+pub struct DocumentCache {
+    entries: Mutex<LruCache<u64, Arc<Analysis>>>,
+}
+
+/// Documents longer than this are parsed every time instead of cached.
+const MAX_CACHED_DOCUMENT: usize = 16 * 1024;
+
+impl DocumentCache {
+    /// A cache holding up to `capacity` documents (0 turns caching off).
+    pub fn new(capacity: usize) -> Self {
+        DocumentCache {
+            entries: Mutex::new(LruCache::new(
+                NonZeroUsize::new(capacity.max(1)).unwrap_or(NonZeroUsize::MIN),
+            )),
+        }
+    }
+
+    fn key(query: &str, operation_name: Option<&str>) -> u64 {
+        let mut hasher = std::hash::DefaultHasher::new();
+        query.hash(&mut hasher);
+        operation_name.hash(&mut hasher);
+        hasher.finish()
+    }
+
+    fn analyse(
+        &self,
+        query: &str,
+        operation_name: Option<&str>,
+    ) -> Result<Arc<Analysis>, ServerError> {
+        let key = Self::key(query, operation_name);
+        if let Ok(mut entries) = self.entries.lock()
+            && let Some(hit) = entries.get(&key)
+            && hit.query == query
+            && hit.operation_name.as_deref() == operation_name
+        {
+            return Ok(Arc::clone(hit));
+        }
+        let analysis = Arc::new(Analysis::new(query, operation_name)?);
+        if query.len() <= MAX_CACHED_DOCUMENT
+            && let Ok(mut entries) = self.entries.lock()
+        {
+            entries.put(key, Arc::clone(&analysis));
+        }
+        Ok(analysis)
     }
 }
 
@@ -86,11 +208,13 @@ pub fn error_code(err: &ServerError) -> Option<ErrorCode> {
     }
 }
 
-/// Parses the document once and refuses, before execution, what must not run: a mutation over
-/// GET, more fields than allowed, introspection when it is off, a missing required variable.
+/// Parses the document (or takes it from the cache) and refuses, before execution, what must
+/// not run: a mutation over GET, more fields than allowed, introspection when it is off, a
+/// missing required variable.
 pub fn prepare(
     mut request: Request,
     options: PrepareOptions<'_>,
+    cache: &DocumentCache,
 ) -> Result<(Request, DocumentFacts), Vec<ServerError>> {
     if request.query.is_empty() {
         return Err(vec![coded_error(
@@ -99,73 +223,52 @@ pub fn prepare(
             None,
         )]);
     }
-    let doc = parse_query(&request.query).map_err(|e| {
-        let message = e.to_string();
-        let code = if message.contains("recursion") {
-            ErrorCode::QueryTooComplex
-        } else {
-            ErrorCode::GraphqlParseFailed
-        };
-        let mut err = ServerError::new(message, None);
-        err.locations = e.positions().collect();
-        set_code(&mut err, code, None);
-        vec![err]
-    })?;
-    let mut facts = DocumentFacts {
-        operation_type: None,
-        variable_arguments: document::variable_argument_positions(&doc),
-        query: String::new(),
-        operation_name: request.operation_name.clone(),
-    };
-    if let Some(op) = document::selected_operation(&doc, request.operation_name.as_deref()) {
-        facts.operation_type = Some(op.ty);
-        if options.is_get && op.ty != OperationType::Query {
+    let analysis = cache
+        .analyse(&request.query, request.operation_name.as_deref())
+        .map_err(|e| vec![e])?;
+    if options.is_get
+        && analysis
+            .operation_type
+            .is_some_and(|t| t != OperationType::Query)
+    {
+        return Err(vec![coded_error(
+            ErrorCode::MethodNotAllowed,
+            "only queries may be sent with GET; send mutations with POST",
+            None,
+        )]);
+    }
+    if analysis.field_count > options.limits.max_fields {
+        return Err(vec![coded_error(
+            ErrorCode::QueryTooComplex,
+            format!(
+                "the operation selects {} fields (fragments expanded); the limit is {}",
+                analysis.field_count, options.limits.max_fields
+            ),
+            None,
+        )]);
+    }
+    for (name, ty, path) in &analysis.required_variables {
+        let provided = request
+            .variables
+            .get(name.as_str())
+            .is_some_and(|v| !matches!(v, Value::Null));
+        if !provided {
             return Err(vec![coded_error(
-                ErrorCode::MethodNotAllowed,
-                "only queries may be sent with GET; send mutations with POST",
-                None,
+                ErrorCode::BadUserInput,
+                format!("variable ${name} of type {ty} must be given a non-null value"),
+                path.as_deref(),
             )]);
-        }
-        let fields = document::expanded_field_count(&doc, op);
-        if fields > options.limits.max_fields {
-            return Err(vec![coded_error(
-                ErrorCode::QueryTooComplex,
-                format!(
-                    "the operation selects {fields} fields (fragments expanded); the limit is {}",
-                    options.limits.max_fields
-                ),
-                None,
-            )]);
-        }
-        for def in &op.variable_definitions {
-            let def = &def.node;
-            let provided = request
-                .variables
-                .get(&def.name.node)
-                .is_some_and(|v| !matches!(v, Value::Null));
-            if !def.var_type.node.nullable && def.default_value.is_none() && !provided {
-                let path = document::variable_usage_path(&doc, &def.name.node);
-                return Err(vec![coded_error(
-                    ErrorCode::BadUserInput,
-                    format!(
-                        "variable ${} of type {} must be given a non-null value",
-                        def.name.node, def.var_type.node
-                    ),
-                    path.as_deref(),
-                )]);
-            }
         }
     }
-    if options.introspection_disabled && document::selects_introspection(&doc) {
+    if options.introspection_disabled && analysis.introspection {
         return Err(vec![coded_error(
             ErrorCode::GraphqlValidationFailed,
             "introspection is disabled on this server",
             None,
         )]);
     }
-    facts.query = request.query.clone();
-    request.set_parsed_query(doc);
-    Ok((request, facts))
+    request.set_parsed_query(analysis.doc.clone());
+    Ok((request, DocumentFacts { analysis }))
 }
 
 /// `Invalid value for argument "input.vintageYear", expected type "Int"` → `input.vintageYear`.
@@ -197,7 +300,7 @@ fn classify_request_error(err: &mut ServerError, facts: &DocumentFacts) {
         let from_variable = err
             .locations
             .iter()
-            .any(|p| facts.variable_arguments.contains(p));
+            .any(|p| facts.analysis.variable_arguments.contains(p));
         let shape_error = err.message.contains("unknown field")
             || err.message.contains("is required but not provided");
         if shape_error && !from_variable {
@@ -307,18 +410,17 @@ pub fn finish(response: &mut Response, facts: &DocumentFacts, registry: &Registr
     executed
 }
 
-/// Rare path (only when a field failed): re-parses the document to find each failing field's
-/// type and nulls the nearest nullable ancestor, as the spec requires (async-graphql 7 instead
-/// drops the failing field from its parent).
+/// Rare path (only when a field failed): finds each failing field's type and nulls the nearest
+/// nullable ancestor, as the spec requires (async-graphql 7 instead drops the failing field
+/// from its parent).
 fn propagate_nulls(response: &mut Response, facts: &DocumentFacts, registry: &Registry) {
-    let Ok(doc) = parse_query(&facts.query) else {
-        return;
-    };
-    let Some(op) = document::selected_operation(&doc, facts.operation_name.as_deref()) else {
+    let analysis = &facts.analysis;
+    let Some(op) = document::selected_operation(&analysis.doc, analysis.operation_name.as_deref())
+    else {
         return;
     };
     let paths: Vec<&[PathSegment]> = response.errors.iter().map(|e| e.path.as_slice()).collect();
-    document::propagate_errors_to_nulls(registry, &doc, op, &mut response.data, &paths);
+    document::propagate_errors_to_nulls(registry, &analysis.doc, op, &mut response.data, &paths);
 }
 
 #[cfg(test)]
@@ -336,7 +438,11 @@ mod tests {
 
     #[test]
     fn uncoded_errors_get_a_code_by_stage() {
-        let facts = DocumentFacts::default();
+        let facts = DocumentFacts {
+            analysis: Arc::new(
+                Analysis::new("{ __typename }", None).unwrap_or_else(|e| panic!("{e:?}")),
+            ),
+        };
         let mut before = ServerError::new("Unknown operation named \"x\"", None);
         classify_request_error(&mut before, &facts);
         assert_eq!(error_code(&before), Some(ErrorCode::BadRequest));
@@ -370,6 +476,23 @@ mod tests {
         classify_field_error(&mut err);
         assert_eq!(error_code(&err), Some(ErrorCode::InternalServerError));
         assert!(!err.message.contains("secret"));
+    }
+
+    #[test]
+    fn documents_are_parsed_once_per_text_and_operation() {
+        let cache = DocumentCache::new(8);
+        let a = cache
+            .analyse("{ __typename }", None)
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        let b = cache
+            .analyse("{ __typename }", None)
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        assert!(Arc::ptr_eq(&a, &b));
+        let c = cache
+            .analyse("{ __typename }", Some("x"))
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        assert!(!Arc::ptr_eq(&a, &c));
+        assert!(cache.analyse("{", None).is_err());
     }
 
     #[test]

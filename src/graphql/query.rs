@@ -43,8 +43,8 @@ impl QueryRoot {
         let page = service::fund::list_funds(&db(ctx)?.conn, &filter, &window).await?;
         Ok(Connection::new(
             page,
+            Scope::Funds,
             TotalCount::Funds(filter),
-            |f| cursor::id_cursor(Scope::Funds, f.id),
             Fund,
         ))
     }
@@ -84,8 +84,8 @@ impl QueryRoot {
         let page = service::investor::list_investors(&db(ctx)?.conn, &filter, &window).await?;
         Ok(Connection::new(
             page,
+            Scope::Investors,
             TotalCount::Investors(filter),
-            |i| cursor::id_cursor(Scope::Investors, i.id),
             Investor,
         ))
     }
@@ -109,6 +109,6 @@ impl QueryRoot {
     ) -> async_graphql::Result<Option<Investment>> {
         Ok(service::investment::find_investment(&db(ctx)?.conn, id.0)
             .await?
-            .map(Investment))
+            .map(Investment::from))
     }
 }

@@ -185,7 +185,7 @@ async fn execute_one(state: &AppState, request: Request, actor: &Actor, is_get: 
         introspection_disabled: !state.config.introspection,
         limits: &state.config.limits,
     };
-    let (request, facts) = match pipeline::prepare(request, options) {
+    let (request, facts) = match pipeline::prepare(request, options, &state.documents) {
         Ok(prepared) => prepared,
         Err(errors) => {
             return Outcome {

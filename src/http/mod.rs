@@ -15,7 +15,11 @@ use tower_http::{
     },
 };
 
-use crate::{config::Config, db::Db, graphql::AppSchema};
+use crate::{
+    config::Config,
+    db::Db,
+    graphql::{AppSchema, pipeline::DocumentCache},
+};
 
 /// Responses smaller than this are sent uncompressed: compressing them costs more CPU than
 /// the bytes it saves.
@@ -30,6 +34,8 @@ pub struct AppState {
     pub db: Db,
     /// The configuration.
     pub config: Arc<Config>,
+    /// Parsed documents, by text.
+    pub documents: Arc<DocumentCache>,
 }
 
 /// The application's routes and middleware.

@@ -1,0 +1,244 @@
+//! Closed-loop load driver: `--concurrency` connections each send the next request as soon as
+//! the previous answer arrives, for `--warmup` then `--duration`, and report throughput,
+//! latency percentiles (HDR histogram), errors and the peak RSS of a process.
+//!
+//! A request body is a template: `{{FUND}}` and `{{INVESTOR}}` are replaced by random lines of
+//! `--funds` / `--investors`, `{{UUID}}` by a fresh UUIDv7. A response counts as an error
+//! unless it is HTTP 200 without an `"errors"` key.
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use anyhow::Context as _;
+use bytes::Bytes;
+use clap::Parser;
+use hdrhistogram::Histogram;
+use http_body_util::{BodyExt, Full};
+use hyper::Request;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+/// Closed-loop GraphQL load driver.
+#[derive(Debug, Parser, Clone)]
+struct Args {
+    /// Endpoint, e.g. http://127.0.0.1:8000/graphql.
+    #[arg(long)]
+    url: String,
+    /// File with the JSON body template.
+    #[arg(long)]
+    body: String,
+    /// File with one fund id per line (for `{{FUND}}`).
+    #[arg(long)]
+    funds: Option<String>,
+    /// File with one investor id per line (for `{{INVESTOR}}`).
+    #[arg(long)]
+    investors: Option<String>,
+    /// Concurrent connections.
+    #[arg(long, default_value_t = 32)]
+    concurrency: usize,
+    /// Seconds of warm-up (not recorded).
+    #[arg(long, default_value_t = 3.0)]
+    warmup: f64,
+    /// Seconds recorded.
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+    /// Process whose resident memory is sampled during the recorded period.
+    #[arg(long)]
+    pid: Option<u32>,
+    /// Driver threads.
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+}
+
+struct Target {
+    host: String,
+    port: u16,
+    path: String,
+}
+
+fn parse_url(url: &str) -> anyhow::Result<Target> {
+    let rest = url.strip_prefix("http://").context("only http:// URLs")?;
+    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let (host, port) = authority.rsplit_once(':').unwrap_or((authority, "80"));
+    Ok(Target {
+        host: host.to_owned(),
+        port: port.parse()?,
+        path: format!("/{path}"),
+    })
+}
+
+fn read_lines(path: &Option<String>) -> anyhow::Result<Vec<String>> {
+    match path {
+        None => Ok(Vec::new()),
+        Some(p) => Ok(std::fs::read_to_string(p)
+            .with_context(|| format!("reading {p}"))?
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(str::to_owned)
+            .collect()),
+    }
+}
+
+fn render(template: &str, funds: &[String], investors: &[String]) -> String {
+    let mut body = template.to_owned();
+    if body.contains("{{FUND}}") && !funds.is_empty() {
+        body = body.replace("{{FUND}}", &funds[fastrand::usize(..funds.len())]);
+    }
+    if body.contains("{{INVESTOR}}") && !investors.is_empty() {
+        body = body.replace(
+            "{{INVESTOR}}",
+            &investors[fastrand::usize(..investors.len())],
+        );
+    }
+    if body.contains("{{UUID}}") {
+        body = body.replace("{{UUID}}", &uuid::Uuid::now_v7().to_string());
+    }
+    body
+}
+
+fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+}
+
+struct Shared {
+    recording: AtomicBool,
+    stop: AtomicBool,
+    errors: AtomicU64,
+    first_error: std::sync::Mutex<Option<String>>,
+}
+
+async fn user(
+    args: Arc<Args>,
+    target: Arc<Target>,
+    template: Arc<String>,
+    funds: Arc<Vec<String>>,
+    investors: Arc<Vec<String>>,
+    shared: Arc<Shared>,
+) -> anyhow::Result<Histogram<u64>> {
+    let _ = &args;
+    let mut histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+    let stream = TcpStream::connect((target.host.as_str(), target.port)).await?;
+    stream.set_nodelay(true)?;
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(connection);
+    let host = format!("{}:{}", target.host, target.port);
+    while !shared.stop.load(Ordering::Relaxed) {
+        let body = render(&template, &funds, &investors);
+        let request = Request::post(target.path.as_str())
+            .header("host", host.as_str())
+            .header("content-type", "application/json")
+            .header("accept", "application/json")
+            .body(Full::new(Bytes::from(body)))?;
+        let started = Instant::now();
+        sender.ready().await?;
+        let response = sender.send_request(request).await?;
+        let status = response.status();
+        let bytes = response.into_body().collect().await?.to_bytes();
+        let elapsed = started.elapsed();
+        if shared.recording.load(Ordering::Relaxed) {
+            histogram.saturating_record(u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX));
+            let failed = status != 200 || bytes.windows(8).any(|w| w == b"\"errors\"");
+            if failed {
+                shared.errors.fetch_add(1, Ordering::Relaxed);
+                let mut first = shared
+                    .first_error
+                    .lock()
+                    .map_err(|_| anyhow::anyhow!("poisoned"))?;
+                if first.is_none() {
+                    *first = Some(format!(
+                        "{status}: {}",
+                        String::from_utf8_lossy(&bytes[..bytes.len().min(300)])
+                    ));
+                }
+            }
+        }
+    }
+    Ok(histogram)
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Arc::new(Args::parse());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(args.threads.max(1))
+        .enable_all()
+        .build()?;
+    runtime.block_on(run(args))
+}
+
+async fn run(args: Arc<Args>) -> anyhow::Result<()> {
+    let target = Arc::new(parse_url(&args.url)?);
+    let template = Arc::new(
+        std::fs::read_to_string(&args.body).with_context(|| format!("reading {}", args.body))?,
+    );
+    let funds = Arc::new(read_lines(&args.funds)?);
+    let investors = Arc::new(read_lines(&args.investors)?);
+    let shared = Arc::new(Shared {
+        recording: AtomicBool::new(false),
+        stop: AtomicBool::new(false),
+        errors: AtomicU64::new(0),
+        first_error: std::sync::Mutex::new(None),
+    });
+    let users: Vec<_> = (0..args.concurrency)
+        .map(|_| {
+            tokio::spawn(user(
+                Arc::clone(&args),
+                Arc::clone(&target),
+                Arc::clone(&template),
+                Arc::clone(&funds),
+                Arc::clone(&investors),
+                Arc::clone(&shared),
+            ))
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_secs_f64(args.warmup)).await;
+    shared.recording.store(true, Ordering::Relaxed);
+    let started = Instant::now();
+    let mut peak_rss = 0u64;
+    let end = started + Duration::from_secs_f64(args.duration);
+    while Instant::now() < end {
+        if let Some(pid) = args.pid {
+            peak_rss = peak_rss.max(rss_kib(pid).unwrap_or(0));
+        }
+        tokio::time::sleep(
+            Duration::from_millis(100).min(end.saturating_duration_since(Instant::now())),
+        )
+        .await;
+    }
+    shared.recording.store(false, Ordering::Relaxed);
+    let elapsed = started.elapsed().as_secs_f64();
+    shared.stop.store(true, Ordering::Relaxed);
+    let mut total = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+    let mut failures = Vec::new();
+    for u in users {
+        match u.await? {
+            Ok(h) => total.add(h)?,
+            Err(e) => failures.push(e.to_string()),
+        }
+    }
+    let requests = total.len();
+    let errors = shared.errors.load(Ordering::Relaxed) + failures.len() as u64;
+    let report = serde_json::json!({
+        "requests": requests,
+        "errors": errors,
+        "rps": requests as f64 / elapsed,
+        "p50_ms": total.value_at_quantile(0.50) as f64 / 1000.0,
+        "p99_ms": total.value_at_quantile(0.99) as f64 / 1000.0,
+        "max_ms": total.max() as f64 / 1000.0,
+        "peak_rss_kib": peak_rss,
+        "first_error": shared.first_error.lock().ok().and_then(|e| e.clone()).or_else(|| failures.first().cloned()),
+    });
+    println!("{report}");
+    Ok(())
+}

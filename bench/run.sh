@@ -1,0 +1,197 @@
+#!/usr/bin/env bash
+# The benchmark in one command:   bench/run.sh [--scale default|tiny] [--duration S] [--warmup S]
+#                                              [--concurrency "1 32 128"] [--only "W1 W3"]
+#                                              [--systems "titanbay postgraphile pgbench"]
+#
+# Starts its own PostgreSQL (the server-owned instance of `titanbay postgres`), creates and fills
+# a database for the scale once (bench/generate.sql), then measures, in one run on this machine:
+#   titanbay      the release build of this server, with its default configuration
+#   postgraphile  PostGraphile 4 from the npm registry, one process, its own schema and queries
+#   pgbench       the raw SQL each workload needs (W3 as one statement), prepared statements
+# for the workloads W1..W5 at each concurrency, and prints one Markdown table (also written to
+# bench/out/results.md; raw numbers in bench/out/results.jsonl).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+
+SCALE=default DURATION=10 WARMUP=3 CONCURRENCY="1 32 128" ONLY="W1 W2 W3 W4 W5"
+SYSTEMS="titanbay postgraphile pgbench"
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --scale) SCALE=$2; shift 2 ;;
+    --duration) DURATION=$2; shift 2 ;;
+    --warmup) WARMUP=$2; shift 2 ;;
+    --concurrency) CONCURRENCY=$2; shift 2 ;;
+    --only) ONLY=$2; shift 2 ;;
+    --systems) SYSTEMS=$2; shift 2 ;;
+    *) echo "unknown argument $1" >&2; exit 2 ;;
+  esac
+done
+case "$SCALE" in
+  default) FUNDS=1000 INVESTORS=100000 INVESTMENTS=1000000 HOT_FUNDS=3 HOT_SIZE=60000 ;;
+  tiny) FUNDS=20 INVESTORS=200 INVESTMENTS=2000 HOT_FUNDS=1 HOT_SIZE=300 ;;
+  *) echo "--scale is default or tiny" >&2; exit 2 ;;
+esac
+
+OUT=$ROOT/bench/out
+mkdir -p "$OUT/bodies"
+if [ "$(id -u)" = 0 ]; then PG_DIR=${BENCH_PG_DIR:-/var/lib/titanbay/bench}; else PG_DIR=${BENCH_PG_DIR:-$OUT/pg}; fi
+DB=bench_$SCALE
+APP_PORT=18000 PGL_PORT=15000
+log() { printf '== %s\n' "$*" >&2; }
+
+log "building (release)"
+cargo build --release --locked -p titanbay -p titanbay-bench >&2
+BIN=$ROOT/target/release/titanbay
+DRIVER=$ROOT/target/release/bench-driver
+
+PIDS=()
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill -INT "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
+trap cleanup EXIT
+
+log "starting PostgreSQL in $PG_DIR"
+: > "$OUT/pg.url"
+LOCAL_PG_DIR=$PG_DIR "$BIN" postgres > "$OUT/pg.url" 2> "$OUT/pg.log" &
+PIDS+=($!)
+for _ in $(seq 1 300); do [ -s "$OUT/pg.url" ] && break; sleep 0.1; done
+[ -s "$OUT/pg.url" ] || { cat "$OUT/pg.log" >&2; exit 1; }
+SOCK=$(head -1 "$OUT/pg.url" | sed -e 's/.*host=//')
+PSQL=(psql -X -q -v ON_ERROR_STOP=1 -h "$SOCK" -U postgres)
+"${PSQL[@]}" -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = '$DB'" | grep -q 1 \
+  || "${PSQL[@]}" -d postgres -c "CREATE DATABASE $DB"
+DB_URL="postgres://postgres@localhost:5432/$DB?host=$SOCK"
+DATABASE_URL=$DB_URL "$BIN" migrate 2>> "$OUT/pg.log"
+
+SIGNATURE="$FUNDS/$INVESTORS/$INVESTMENTS/$HOT_FUNDS/$HOT_SIZE"
+HAVE=$("${PSQL[@]}" -d "$DB" -tAc "SELECT obj_description('funds'::regclass)")
+if [ "$HAVE" != "bench:$SIGNATURE" ]; then
+  log "generating $SCALE data ($SIGNATURE)"
+  "${PSQL[@]}" -d "$DB" -c "TRUNCATE investments, investors, funds"
+  sed -e "s/__FUNDS__/$FUNDS/g; s/__INVESTORS__/$INVESTORS/g; s/__INVESTMENTS__/$INVESTMENTS/g" \
+      -e "s/__HOT_FUNDS__/$HOT_FUNDS/g; s/__HOT_SIZE__/$HOT_SIZE/g" bench/generate.sql \
+    | "${PSQL[@]}" -d "$DB"
+  "${PSQL[@]}" -d "$DB" -c "COMMENT ON TABLE funds IS 'bench:$SIGNATURE'"
+fi
+# The benchmark's own inserts (W5) are removed so every run starts from the same data.
+"${PSQL[@]}" -d "$DB" -c "DELETE FROM investments WHERE amount_usd = 1000.00 AND investment_date = DATE '2024-06-01'"
+"${PSQL[@]}" -d "$DB" -c "VACUUM ANALYZE investments"
+
+log "picking ids"
+Q() { "${PSQL[@]}" -d "$DB" -tAc "$1"; }
+ANY_FUND=$(Q "SELECT id FROM funds ORDER BY id OFFSET ($FUNDS / 2) LIMIT 1")
+BIG_FUND=$(Q "SELECT fund_id FROM investments GROUP BY fund_id ORDER BY count(*) DESC, fund_id LIMIT 1")
+INVESTOR=$(Q "SELECT investor_id FROM investments GROUP BY investor_id HAVING count(*) BETWEEN 9 AND 11 ORDER BY investor_id LIMIT 1")
+Q "SELECT id FROM funds WHERE status <> 'Closed' AND substr(name, 6)::int % 10 BETWEEN 1 AND 8" > "$OUT/open_funds.txt"
+Q "SELECT id FROM investors" > "$OUT/investors.txt"
+
+# Request bodies: {"query": <document>, "variables": {...}} for both GraphQL servers.
+body() { # system workload variables-json
+  local doc=bench/workloads/$2.graphql
+  [ "$1" = postgraphile ] && doc=bench/workloads/postgraphile-$2.graphql
+  python3 -c 'import json,sys; print(json.dumps({"query": open(sys.argv[1]).read().strip(), "variables": json.loads(sys.argv[2])}))' \
+    "$doc" "$3" > "$OUT/bodies/$1-$2.json"
+}
+for sys in titanbay postgraphile; do
+  body "$sys" w1 "{\"id\": \"$ANY_FUND\"}"
+  body "$sys" w2 "{\"id\": \"$BIG_FUND\"}"
+  body "$sys" w3 "{}"
+  body "$sys" w4 "{\"id\": \"$INVESTOR\"}"
+done
+body titanbay w5 '{"input": {"fundId": "{{FUND}}", "investorId": "{{INVESTOR}}", "amountUsd": "1000.00", "investmentDate": "2024-06-01"}}'
+body postgraphile w5 '{"input": {"investment": {"id": "{{UUID}}", "fundId": "{{FUND}}", "investorId": "{{INVESTOR}}", "amountUsd": "1000.00", "investmentDate": "2024-06-01"}}}'
+
+RESULTS=$OUT/results.jsonl
+: > "$RESULTS"
+record() { # system workload concurrency json
+  python3 -c 'import json,sys; r=json.loads(sys.argv[4]); r.update(system=sys.argv[1], workload=sys.argv[2], concurrency=int(sys.argv[3])); print(json.dumps(r))' \
+    "$@" >> "$RESULTS"
+}
+wait_http() { # url body
+  for _ in $(seq 1 600); do
+    curl -fsS -o /dev/null -H 'content-type: application/json' -d "$2" "$1" 2>/dev/null && return 0
+    sleep 0.05
+  done
+  return 1
+}
+
+drive() { # system url workload concurrency pid
+  local wl; wl=$(echo "$3" | tr 'W' 'w')
+  local json
+  json=$("$DRIVER" --url "$2" --body "$OUT/bodies/$1-$wl.json" --funds "$OUT/open_funds.txt" \
+    --investors "$OUT/investors.txt" --concurrency "$4" --warmup "$WARMUP" --duration "$DURATION" --pid "$5")
+  record "$1" "$3" "$4" "$json"
+  log "$1 $3 c=$4: $json"
+}
+
+if [[ " $SYSTEMS " == *" titanbay "* ]]; then
+  log "titanbay: cold start to ready on the migrated database (5 runs)"
+  STARTS=()
+  for _ in 1 2 3 4 5; do
+    t0=$(date +%s%N)
+    DATABASE_URL=$DB_URL PORT=$APP_PORT "$BIN" serve > "$OUT/titanbay-start.log" 2>&1 &
+    pid=$!
+    until curl -fsS -o /dev/null "http://127.0.0.1:$APP_PORT/readyz" 2>/dev/null; do sleep 0.005; done
+    STARTS+=($(( ($(date +%s%N) - t0) / 1000000 )))
+    kill -INT $pid; wait $pid 2>/dev/null || true
+  done
+  record titanbay start 0 "{\"cold_start_ms\": [$(IFS=,; echo "${STARTS[*]}")]}"
+  log "cold starts (ms): ${STARTS[*]}"
+
+  DATABASE_URL=$DB_URL PORT=$APP_PORT "$BIN" serve > "$OUT/titanbay.log" 2>&1 &
+  APP_PID=$!; PIDS+=($APP_PID)
+  wait_http "http://127.0.0.1:$APP_PORT/graphql" '{"query":"{ __typename }"}'
+  for w in $ONLY; do for c in $CONCURRENCY; do
+    drive titanbay "http://127.0.0.1:$APP_PORT/graphql" "$w" "$c" "$APP_PID"
+  done; done
+  kill -INT $APP_PID; wait $APP_PID 2>/dev/null || true
+fi
+
+if [[ " $SYSTEMS " == *" postgraphile "* ]]; then
+  if [ ! -x "$OUT/node/node_modules/.bin/postgraphile" ]; then
+    log "installing postgraphile@4 from the npm registry"
+    npm install --prefix "$OUT/node" --no-audit --no-fund --silent postgraphile@4 >&2
+  fi
+  NODE_ENV=production "$OUT/node/node_modules/.bin/postgraphile" \
+    -c "postgres://postgres@/$DB?host=$SOCK" --schema public --host 127.0.0.1 --port $PGL_PORT \
+    --disable-query-log --disable-graphiql > "$OUT/postgraphile.log" 2>&1 &
+  PGL_PID=$!; PIDS+=($PGL_PID)
+  wait_http "http://127.0.0.1:$PGL_PORT/graphql" '{"query":"{ __typename }"}'
+  # Measure the node process itself (npm's launcher may be a shell).
+  NODE_PID=$(pgrep -P $PGL_PID node || echo $PGL_PID)
+  for w in $ONLY; do for c in $CONCURRENCY; do
+    drive postgraphile "http://127.0.0.1:$PGL_PORT/graphql" "$w" "$c" "$NODE_PID"
+  done; done
+  kill -INT $PGL_PID; wait $PGL_PID 2>/dev/null || true
+fi
+
+if [[ " $SYSTEMS " == *" pgbench "* ]]; then
+  for w in $ONLY; do for c in $CONCURRENCY; do
+    wl=$(echo "$w" | tr 'W' 'w'); j=$(( c > 1 ? 2 : 1 ))
+    args=(-h "$SOCK" -U postgres -n -M prepared -c "$c" -j "$j" -D "fund=$([ "$w" = W2 ] && echo "$BIG_FUND" || echo "$ANY_FUND")"
+          -D "investor=$INVESTOR" -D "funds=$FUNDS" -D "investors=$INVESTORS" -f "$ROOT/bench/pgbench/$wl.sql" "$DB")
+    pgbench "${args[@]}" -T "$WARMUP" > /dev/null 2>&1
+    rm -f "$OUT"/pgbench_log.*
+    (cd "$OUT" && pgbench "${args[@]}" -T "$DURATION" -l --log-prefix=pgbench_log > "$OUT/pgbench.out" 2>&1)
+    json=$(python3 - "$OUT" "$DURATION" <<'PY'
+import glob, json, re, sys
+out, duration = sys.argv[1], float(sys.argv[2])
+text = open(f"{out}/pgbench.out").read()
+tps = float(re.search(r"tps = ([0-9.]+)", text).group(1))
+failed = re.search(r"number of failed transactions: (\d+)", text)
+lat = sorted(int(line.split()[2]) for f in glob.glob(f"{out}/pgbench_log.*") for line in open(f))
+q = lambda p: lat[min(len(lat) - 1, int(p * len(lat)))] / 1000.0 if lat else 0.0
+print(json.dumps({"requests": len(lat), "errors": int(failed.group(1)) if failed else 0, "rps": tps,
+                  "p50_ms": q(0.50), "p99_ms": q(0.99), "max_ms": lat[-1] / 1000.0 if lat else 0.0,
+                  "peak_rss_kib": 0}))
+PY
+)
+    record pgbench "$w" "$c" "$json"
+    log "pgbench $w c=$c: $json"
+    rm -f "$OUT"/pgbench_log.*
+  done; done
+fi
+
+python3 bench/report.py "$RESULTS" "$SCALE" "$DURATION" | tee "$OUT/results.md"
