@@ -371,7 +371,7 @@ pub async fn investment_pages(
             // The joins may return a parent's rows in any order; restore the fetch order.
             let key = |r: &InvestmentWith| (r.investment.investment_date, r.investment.id);
             match q.window.direction {
-                Direction::Forward => rows.sort_unstable_by(|a, b| key(b).cmp(&key(a))),
+                Direction::Forward => rows.sort_unstable_by_key(|r| std::cmp::Reverse(key(r))),
                 Direction::Backward => rows.sort_unstable_by_key(key),
             }
             q.window.into_page(rows)
