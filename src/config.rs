@@ -46,6 +46,9 @@ pub struct Config {
     pub graphiql: bool,
     /// `GRAPHQL_INTROSPECTION`: answer introspection queries (default on, off in production).
     pub introspection: bool,
+    /// `GRAPHQL_FAST_PATH`: build list items whose fields are all in memory without going
+    /// through one resolver per field (default on; off is for comparison and troubleshooting).
+    pub graphql_fast_path: bool,
 }
 
 /// Database connection and pool settings (the design guide's pool values by default).
@@ -280,6 +283,7 @@ impl Config {
             },
             graphiql: r.flag("GRAPHIQL", dev)?,
             introspection: r.flag("GRAPHQL_INTROSPECTION", dev)?,
+            graphql_fast_path: r.flag("GRAPHQL_FAST_PATH", true)?,
         })
     }
 

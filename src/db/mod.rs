@@ -144,6 +144,53 @@ impl Db {
         result
     }
 
+    /// Runs one autocommit write statement. While the database is known to be unreachable it is
+    /// not sent (`SERVICE_UNAVAILABLE`); once it may have been sent, a database that becomes
+    /// unreachable or a deadline that passes leaves the outcome unknown, which is reported as
+    /// such (`INTERNAL_SERVER_ERROR`), never as success nor as `SERVICE_UNAVAILABLE`.
+    pub async fn single_write<T>(
+        &self,
+        deadline: Option<Instant>,
+        work: impl Future<Output = Result<T, AppError>>,
+    ) -> Result<T, AppError> {
+        self.ensure_reachable()?;
+        let expiry = async {
+            match deadline {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        let unknown = |why: &str| AppError::CommitOutcomeUnknown(DbErr::Custom(why.to_owned()));
+        let result = tokio::select! {
+            result = work => result,
+            () = self.health.unreachable() => Err(unknown("the database became unreachable during a write")),
+            () = expiry => Err(unknown("the request deadline passed during a write")),
+        };
+        if let Err(e) = &result
+            && matches!(
+                e.code(),
+                ErrorCode::ServiceUnavailable | ErrorCode::InternalServerError
+            )
+        {
+            self.health.suspect();
+        }
+        result
+    }
+
+    /// Classifies the error of an autocommit write: no connection → `SERVICE_UNAVAILABLE`
+    /// (nothing was sent); cancelled by `statement_timeout` → `REQUEST_TIMEOUT` (rolled back);
+    /// a connection lost after sending → outcome unknown.
+    pub fn write_error(err: DbErr) -> AppError {
+        if matches!(err, DbErr::ConnectionAcquire(_)) {
+            return AppError::ServiceUnavailable(Some(err));
+        }
+        match crate::error::classify_db_error(&err) {
+            crate::error::DbErrorClass::Unavailable => AppError::CommitOutcomeUnknown(err),
+            crate::error::DbErrorClass::Timeout => AppError::Timeout,
+            crate::error::DbErrorClass::Other => AppError::Database(err),
+        }
+    }
+
     /// Starts a transaction (guarded like [`Db::guard`]).
     pub async fn begin(&self, deadline: Option<Instant>) -> Result<DatabaseTransaction, AppError> {
         self.guard(deadline, async { Ok(self.conn.begin().await?) })

@@ -7,6 +7,7 @@ use uuid::Uuid;
 use super::{
     context::{db, loader},
     cursor::{CursorError, Scope},
+    fast::{FastObject, NodeList},
     fund::Fund,
     investment::Investment,
     investor::Investor,
@@ -108,7 +109,7 @@ impl<N: Node> Connection<N> {
     concrete(name = "InvestorConnection", params(Investor)),
     concrete(name = "InvestmentConnection", params(Investment))
 )]
-impl<N: Node> Connection<N>
+impl<N: Node + FastObject + Sync> Connection<N>
 where
     Edge<N>: OutputType,
 {
@@ -124,8 +125,8 @@ where
     }
 
     /// The page's nodes, without cursors.
-    async fn nodes(&self) -> &[N] {
-        &self.nodes
+    async fn nodes(&self) -> NodeList<'_, N> {
+        NodeList(&self.nodes)
     }
 
     /// Paging state of this page.

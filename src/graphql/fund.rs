@@ -1,5 +1,7 @@
 //! `Fund`, its status enum, filter and mutation inputs.
 
+use std::sync::Arc;
+
 use async_graphql::{Context, Enum, InputObject, MaybeUndefined, Object};
 use chrono::Utc;
 
@@ -168,7 +170,12 @@ pub(super) async fn investments_of(
         },
         query: PageQuery { parent_id, window },
     };
-    let page = loader(ctx)?.load_one(key).await?.unwrap_or_default();
+    let page = loader(ctx)?
+        .load_one(key)
+        .await?
+        // Usually the only reference left by now, so the rows move instead of being copied.
+        .map(|page| Arc::try_unwrap(page).unwrap_or_else(|shared| (*shared).clone()))
+        .unwrap_or_default();
     Ok(Connection::new(
         page,
         Scope::Investments(parent, parent_id),

@@ -31,6 +31,23 @@ pub struct Investment {
     fund: Option<Fund>,
 }
 
+impl Investment {
+    /// The investment row.
+    pub fn model(&self) -> &investment::Model {
+        &self.model
+    }
+
+    /// The investor, when it came with the page.
+    pub fn embedded_investor(&self) -> Option<&Investor> {
+        self.investor.as_ref()
+    }
+
+    /// The fund, when it came with the page.
+    pub fn embedded_fund(&self) -> Option<&Fund> {
+        self.fund.as_ref()
+    }
+}
+
 impl Node for Investment {
     fn cursor(&self, scope: Scope) -> String {
         match scope {

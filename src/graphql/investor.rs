@@ -124,6 +124,11 @@ impl Investor {
     }
 }
 
+/// Whether the caller may read investors' personal data (email).
+pub fn may_read_email<T>(_ctx: &async_graphql::ContextBase<'_, T>) -> bool {
+    true
+}
+
 /// Which investors `investors` lists. Filters combine with AND.
 #[derive(Debug, Clone, Default, InputObject)]
 pub struct InvestorFilter {

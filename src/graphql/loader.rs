@@ -270,7 +270,9 @@ impl Loader<InvestorKey> for DbLoader {
 }
 
 impl Loader<PageKey> for DbLoader {
-    type Value = Page<InvestmentWith>;
+    /// Shared: the loader hands each waiting field a clone of its value, and a page of rows
+    /// with their related rows is not cheap to clone.
+    type Value = Arc<Page<InvestmentWith>>;
     type Error = LoadError;
 
     async fn load(&self, keys: &[PageKey]) -> Result<HashMap<PageKey, Self::Value>, LoadError> {
@@ -281,7 +283,7 @@ impl Loader<PageKey> for DbLoader {
             let pages =
                 service::investment::investment_pages(&self.db.conn, parent, include, &queries)
                     .await?;
-            out.extend(group.into_iter().zip(pages));
+            out.extend(group.into_iter().zip(pages.into_iter().map(Arc::new)));
         }
         Ok(out)
     }

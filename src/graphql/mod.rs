@@ -5,6 +5,7 @@ pub mod connection;
 pub mod context;
 pub mod cursor;
 pub mod document;
+pub mod fast;
 pub mod fund;
 pub mod investment;
 pub mod investor;
@@ -35,6 +36,7 @@ pub fn build_schema(db: Db, config: &Config) -> AppSchema {
         .data(db)
         .data(config.limits.clone())
         .data(pipeline::type_registry())
+        .data(fast::FastPath(config.graphql_fast_path))
         .limit_depth(config.limits.max_depth)
         .limit_complexity(config.limits.max_complexity)
         .limit_recursive_depth(config.limits.max_depth.saturating_mul(4).max(32));

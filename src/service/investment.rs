@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ConnectionTrait, DbBackend, DbErr, EntityTrait,
-    FromQueryResult, QueryResult, QuerySelect, Statement, Value,
+    ActiveEnum, ConnectionTrait, DbBackend, DbErr, EntityTrait, FromQueryResult, QuerySelect,
+    Statement, Value,
 };
 use uuid::Uuid;
 
@@ -88,6 +88,20 @@ fn unknown_investor(id: Uuid) -> AppError {
     }
 }
 
+/// The lock, the closed check and the insert as one statement, so one round trip: the fund row
+/// is locked (`FOR UPDATE`; a racing close is waited for and re-read), and the insert only
+/// happens while the fund is not closed. A single statement commits or rolls back as a whole.
+const CREATE_INVESTMENT_SQL: &str = "\
+WITH fund AS (\
+    SELECT id, status FROM funds WHERE id = $1 FOR UPDATE\
+), created AS (\
+    INSERT INTO investments (id, fund_id, investor_id, amount_usd, investment_date, created_at) \
+    SELECT $2::uuid, fund.id, $3::uuid, $4::numeric(20,2), $5::date, $6::timestamptz \
+    FROM fund WHERE fund.status <> 'Closed' \
+    RETURNING id\
+) \
+SELECT fund.status, created.id FROM fund LEFT JOIN created ON true";
+
 /// Records an investment. The fund row is locked (`FOR UPDATE`) for the closed check and the
 /// insert, so an investment racing a close either commits before the close or sees it.
 /// Checks run in the contract's order: unknown fund, unknown investor, then closed fund.
@@ -97,55 +111,66 @@ pub async fn create_investment(
     actor: &Actor,
     new: NewInvestment,
 ) -> Result<investment::Model, AppError> {
-    let txn = db.begin(actor.deadline).await?;
-    let created = db
-        .guard(actor.deadline, insert_investment(&txn, new))
-        .await?;
-    db.commit(txn).await?;
-    Ok(created)
-}
-
-/// The body of [`create_investment`], inside its transaction.
-async fn insert_investment(
-    txn: &impl ConnectionTrait,
-    new: NewInvestment,
-) -> Result<investment::Model, AppError> {
-    let fund = fund::Entity::find_by_id(new.fund_id)
-        .lock_exclusive()
-        .one(txn)
-        .await?
-        .ok_or_else(|| unknown_fund(new.fund_id))?;
-    if fund.status == FundStatus::Closed {
-        // An unknown investor outranks the closed fund; only this rare path pays the lookup.
-        let investor_exists = investor::Entity::find_by_id(new.investor_id)
-            .select_only()
-            .column(investor::Column::Id)
-            .into_tuple::<Uuid>()
-            .one(txn)
-            .await?
-            .is_some();
-        return Err(if investor_exists {
-            AppError::FundClosed { fund_id: fund.id }
-        } else {
-            unknown_investor(new.investor_id)
-        });
-    }
-    let model = investment::ActiveModel {
-        id: Set(Uuid::now_v7()),
-        fund_id: Set(new.fund_id),
-        investor_id: Set(new.investor_id),
-        amount_usd: Set(new.amount_usd),
-        investment_date: Set(new.investment_date),
-        created_at: Set(now_micros()),
+    let model = investment::Model {
+        id: Uuid::now_v7(),
+        fund_id: new.fund_id,
+        investor_id: new.investor_id,
+        amount_usd: new.amount_usd,
+        investment_date: new.investment_date,
+        created_at: now_micros(),
     };
-    // The foreign key is the existence check for the investor on the common path.
-    model.insert(txn).await.map_err(|e| {
-        if is_foreign_key_violation(&e, "fk_investments_investor_id") {
-            unknown_investor(new.investor_id)
-        } else {
-            AppError::from(e)
+    let stmt = Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        CREATE_INVESTMENT_SQL,
+        [
+            model.fund_id.into(),
+            model.id.into(),
+            model.investor_id.into(),
+            model.amount_usd.into(),
+            model.investment_date.into(),
+            model.created_at.into(),
+        ],
+    );
+    let outcome = db
+        .single_write(actor.deadline, async {
+            match db.conn.query_one_raw(stmt).await {
+                Ok(Some(row)) => Ok(Some((
+                    row.try_get_by_index::<FundStatus>(0)
+                        .map_err(AppError::Database)?,
+                    row.try_get_by_index::<Option<Uuid>>(1)
+                        .map_err(AppError::Database)?,
+                ))),
+                Ok(None) => Ok(None),
+                // The foreign key is the existence check for the investor on the common path.
+                Err(e) if is_foreign_key_violation(&e, "fk_investments_investor_id") => {
+                    Err(unknown_investor(new.investor_id))
+                }
+                Err(e) => Err(Db::write_error(e)),
+            }
+        })
+        .await?;
+    match outcome {
+        None => Err(unknown_fund(new.fund_id)),
+        Some((_, Some(_))) => Ok(model),
+        Some((_, None)) => {
+            // Closed. An unknown investor outranks the closed fund; only this rare path pays
+            // the lookup.
+            let investor_exists = investor::Entity::find_by_id(new.investor_id)
+                .select_only()
+                .column(investor::Column::Id)
+                .into_tuple::<Uuid>()
+                .one(&db.conn)
+                .await?
+                .is_some();
+            Err(if investor_exists {
+                AppError::FundClosed {
+                    fund_id: new.fund_id,
+                }
+            } else {
+                unknown_investor(new.investor_id)
+            })
         }
-    })
+    }
 }
 
 /// Related rows to fetch with each page, in the same statement (when the client selects them).
@@ -238,29 +263,58 @@ fn page_sql(parent: Parent, shape: Shape, include: Include) -> String {
     )
 }
 
-/// An investor from the columns of [`INVESTOR_COLUMNS`] starting at `at`.
-fn investor_at_column(row: &QueryResult, at: usize) -> Result<investor::Model, DbErr> {
-    Ok(investor::Model {
-        id: row.try_get_by_index(at)?,
-        name: row.try_get_by_index(at + 1)?,
-        investor_type: row.try_get_by_index(at + 2)?,
-        email: row.try_get_by_index(at + 3)?,
-        created_at: row.try_get_by_index(at + 4)?,
-        updated_at: row.try_get_by_index(at + 5)?,
-    })
-}
+/// Typed access to the columns of a page row by position, without sqlx's per-value type-name
+/// checks: the statement is ours and fixed, so its column types are known (and the tests
+/// decode every column of every shape).
+struct Columns<'r>(&'r sea_orm::sqlx::postgres::PgRow);
 
-/// A fund from the columns of [`FUND_COLUMNS`] starting at `at`.
-fn fund_at_column(row: &QueryResult, at: usize) -> Result<fund::Model, DbErr> {
-    Ok(fund::Model {
-        id: row.try_get_by_index(at)?,
-        name: row.try_get_by_index(at + 1)?,
-        vintage_year: row.try_get_by_index(at + 2)?,
-        target_size_usd: row.try_get_by_index(at + 3)?,
-        status: row.try_get_by_index(at + 4)?,
-        created_at: row.try_get_by_index(at + 5)?,
-        updated_at: row.try_get_by_index(at + 6)?,
-    })
+impl Columns<'_> {
+    fn get<T>(&self, index: usize) -> Result<T, DbErr>
+    where
+        T: for<'a> sea_orm::sqlx::Decode<'a, sea_orm::sqlx::Postgres>
+            + sea_orm::sqlx::Type<sea_orm::sqlx::Postgres>,
+    {
+        use sea_orm::sqlx::Row;
+        self.0
+            .try_get_unchecked(index)
+            .map_err(|e| DbErr::Type(format!("page column {index}: {e}")))
+    }
+
+    fn investment(&self) -> Result<investment::Model, DbErr> {
+        Ok(investment::Model {
+            id: self.get(1)?,
+            fund_id: self.get(2)?,
+            investor_id: self.get(3)?,
+            amount_usd: self.get(4)?,
+            investment_date: self.get(5)?,
+            created_at: self.get(6)?,
+        })
+    }
+
+    /// An investor from the columns of [`INVESTOR_COLUMNS`] starting at `at`.
+    fn investor(&self, at: usize) -> Result<investor::Model, DbErr> {
+        Ok(investor::Model {
+            id: self.get(at)?,
+            name: self.get(at + 1)?,
+            investor_type: investor::InvestorType::try_from_value(&self.get::<String>(at + 2)?)?,
+            email: self.get(at + 3)?,
+            created_at: self.get(at + 4)?,
+            updated_at: self.get(at + 5)?,
+        })
+    }
+
+    /// A fund from the columns of [`FUND_COLUMNS`] starting at `at`.
+    fn fund(&self, at: usize) -> Result<fund::Model, DbErr> {
+        Ok(fund::Model {
+            id: self.get(at)?,
+            name: self.get(at + 1)?,
+            vintage_year: self.get(at + 2)?,
+            target_size_usd: self.get(at + 3)?,
+            status: FundStatus::try_from_value(&self.get::<String>(at + 4)?)?,
+            created_at: self.get(at + 5)?,
+            updated_at: self.get(at + 6)?,
+        })
+    }
 }
 
 /// The statements that answer `queries`: one per distinct page shape (normally exactly one),
@@ -329,15 +383,20 @@ pub async fn investment_pages(
     let mut rows_by_query: Vec<Vec<InvestmentWith>> = vec![Vec::new(); queries.len()];
     for (members, stmt) in page_statements(parent, include, queries) {
         for row in db.query_all_raw(stmt).await? {
-            let ord: i64 = row.try_get_by_index(0)?;
+            let Some(pg) = row.try_as_pg_row() else {
+                return Err(AppError::Internal(
+                    "page rows must come from PostgreSQL".to_owned(),
+                ));
+            };
+            let columns = Columns(pg);
+            let ord: i64 = columns.get(0)?;
             let Some(&query_index) = usize::try_from(ord - 1).ok().and_then(|o| members.get(o))
             else {
                 return Err(AppError::Internal(format!(
                     "page row with ordinal {ord} out of range"
                 )));
             };
-            // Columns by position (see page_sql): by-name lookups cost more than the rest of
-            // the decoding on a 500-row page.
+            // Columns by position (see page_sql).
             let investor_at = 7;
             let fund_at = if include.investor {
                 investor_at + 6
@@ -345,22 +404,12 @@ pub async fn investment_pages(
                 investor_at
             };
             rows_by_query[query_index].push(InvestmentWith {
-                investment: investment::Model {
-                    id: row.try_get_by_index(1)?,
-                    fund_id: row.try_get_by_index(2)?,
-                    investor_id: row.try_get_by_index(3)?,
-                    amount_usd: row.try_get_by_index(4)?,
-                    investment_date: row.try_get_by_index(5)?,
-                    created_at: row.try_get_by_index(6)?,
-                },
+                investment: columns.investment()?,
                 investor: include
                     .investor
-                    .then(|| investor_at_column(&row, investor_at))
+                    .then(|| columns.investor(investor_at))
                     .transpose()?,
-                fund: include
-                    .fund
-                    .then(|| fund_at_column(&row, fund_at))
-                    .transpose()?,
+                fund: include.fund.then(|| columns.fund(fund_at)).transpose()?,
             });
         }
     }

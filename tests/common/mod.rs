@@ -315,6 +315,16 @@ impl TestApp {
         }
     }
 
+    /// Another app on this same database, with settings changed by `adjust`.
+    pub async fn sibling(&self, adjust: impl FnOnce(&mut Config)) -> Router {
+        let mut config = test_config(&self.url);
+        adjust(&mut config);
+        let conn = Database::connect(db::connect_options(&config.database, &self.url))
+            .await
+            .expect("connect to the test database");
+        http::router(build_state(Db::with_probe(conn, &self.url), config))
+    }
+
     /// The database handle (statement counters, raw SQL).
     pub fn db(&self) -> &Db {
         &self.state.db

@@ -1,0 +1,242 @@
+//! A fast path for lists of plain objects.
+//!
+//! async-graphql resolves every field of every object through a boxed future, a context clone
+//! and a result map insertion; on a page of 500 investments with their investors that is most
+//! of the request's cost. When every field a list item selects is a value already in memory
+//! (scalars, `__typename`, and related rows fetched with the page), the item's response is
+//! built directly from the selection set here. As soon as any item selects something else (a
+//! connection, an aggregate, a field behind a permission the caller lacks, a directive other
+//! than `@skip`/`@include`, a field selected twice under one name), the whole list falls back
+//! to async-graphql's own resolution, so the answer is the same either way (a test compares
+//! the two paths on many documents).
+
+use std::borrow::Cow;
+
+use async_graphql::{
+    ContextSelectionSet, Name, OutputType, Positioned, ScalarType, ServerResult, Value,
+    parser::types::{Field, Selection, SelectionSet},
+    registry,
+    resolver_utils::{EnumType, resolve_list},
+};
+
+use super::{
+    connection::Node,
+    fund::{Fund, GqlFundStatus},
+    investment::Investment,
+    investor::{GqlInvestorType, Investor},
+    scalars::{Date, DateTime, Id, Money},
+};
+
+/// Whether the fast path is on (schema data; on unless configured off).
+#[derive(Debug, Clone, Copy)]
+pub struct FastPath(pub bool);
+
+/// The fields of an object's response, in selection order.
+pub type Fields = async_graphql_value::indexmap::IndexMap<Name, Value>;
+
+/// An object that can build its response without resolvers when the selection allows.
+pub trait FastObject {
+    /// The GraphQL type name (for `__typename` and fragment type conditions).
+    const TYPE_NAME: &'static str;
+
+    /// The value of field `name` with sub-selection `set`, or `None` to fall back.
+    fn fast_field(
+        &self,
+        ctx: &ContextSelectionSet<'_>,
+        name: &str,
+        set: &SelectionSet,
+    ) -> Option<Value>;
+}
+
+/// Directives already applied before execution (async-graphql removes skipped selections).
+fn only_skip_include(directives: &[Positioned<async_graphql::parser::types::Directive>]) -> bool {
+    directives
+        .iter()
+        .all(|d| matches!(d.node.name.node.as_str(), "skip" | "include"))
+}
+
+/// Visits the fields of `set` for an object of type `type_name`, fragments expanded; stops
+/// (false) as soon as `visit` or the selection refuses.
+fn walk(
+    ctx: &ContextSelectionSet<'_>,
+    set: &SelectionSet,
+    type_name: &str,
+    visit: &mut dyn FnMut(&Field) -> bool,
+) -> bool {
+    set.items.iter().all(|selection| match &selection.node {
+        Selection::Field(field) => only_skip_include(&field.node.directives) && visit(&field.node),
+        Selection::FragmentSpread(spread) => {
+            only_skip_include(&spread.node.directives)
+                && matches!(
+                    ctx.query_env.fragments.get(&spread.node.fragment_name.node),
+                    Some(fragment) if fragment.node.type_condition.node.on.node.as_str() == type_name
+                        && walk(ctx, &fragment.node.selection_set.node, type_name, visit)
+                )
+        }
+        Selection::InlineFragment(inline) => {
+            only_skip_include(&inline.node.directives)
+                && inline
+                    .node
+                    .type_condition
+                    .as_ref()
+                    .is_none_or(|tc| tc.node.on.node.as_str() == type_name)
+                && walk(ctx, &inline.node.selection_set.node, type_name, visit)
+        }
+    })
+}
+
+/// The whole response object of `item` for `set`, or `None` to fall back.
+pub fn object<T: FastObject>(
+    item: &T,
+    ctx: &ContextSelectionSet<'_>,
+    set: &SelectionSet,
+) -> Option<Value> {
+    let mut fields = Fields::with_capacity(set.items.len());
+    let complete = walk(ctx, set, T::TYPE_NAME, &mut |field| {
+        let key = field.response_key().node.clone();
+        if fields.contains_key(&key) {
+            // The same name twice needs field merging: leave it to async-graphql.
+            return false;
+        }
+        let value = if field.name.node.as_str() == "__typename" {
+            Some(Value::String(T::TYPE_NAME.to_owned()))
+        } else {
+            item.fast_field(ctx, field.name.node.as_str(), &field.selection_set.node)
+        };
+        match value {
+            Some(value) => {
+                fields.insert(key, value);
+                true
+            }
+            None => false,
+        }
+    });
+    complete.then_some(Value::Object(fields))
+}
+
+/// A list of nodes, resolved by the fast path when every item allows it.
+pub struct NodeList<'a, N>(pub &'a [N]);
+
+impl<'a, N: Node + FastObject + Sync> OutputType for NodeList<'a, N> {
+    fn type_name() -> Cow<'static, str> {
+        <&'a [N] as OutputType>::type_name()
+    }
+
+    fn qualified_type_name() -> String {
+        <&'a [N] as OutputType>::qualified_type_name()
+    }
+
+    fn create_type_info(registry: &mut registry::Registry) -> String {
+        <&'a [N] as OutputType>::create_type_info(registry)
+    }
+
+    async fn resolve(
+        &self,
+        ctx: &ContextSelectionSet<'_>,
+        field: &Positioned<Field>,
+    ) -> ServerResult<Value> {
+        if ctx.data_opt::<FastPath>().is_some_and(|f| f.0) {
+            let set = &ctx.item.node;
+            let items: Option<Vec<Value>> =
+                self.0.iter().map(|item| object(item, ctx, set)).collect();
+            if let Some(items) = items {
+                return Ok(Value::List(items));
+            }
+        }
+        resolve_list(ctx, field, self.0.iter(), Some(self.0.len())).await
+    }
+}
+
+/// A leaf with no sub-selection (a sub-selection on a scalar would not have validated).
+fn leaf(set: &SelectionSet, value: Value) -> Option<Value> {
+    set.items.is_empty().then_some(value)
+}
+
+impl FastObject for Fund {
+    const TYPE_NAME: &'static str = "Fund";
+
+    fn fast_field(
+        &self,
+        _ctx: &ContextSelectionSet<'_>,
+        name: &str,
+        set: &SelectionSet,
+    ) -> Option<Value> {
+        let f = &self.0;
+        leaf(
+            set,
+            match name {
+                "id" => Id(f.id).to_value(),
+                "name" => Value::String(f.name.clone()),
+                "vintageYear" => Value::from(f.vintage_year),
+                "targetSizeUsd" => Money(f.target_size_usd).to_value(),
+                "status" => enum_value(GqlFundStatus::from(f.status)),
+                "createdAt" => DateTime(f.created_at).to_value(),
+                "updatedAt" => DateTime(f.updated_at).to_value(),
+                // investments, totalCommittedUsd, investorCount: resolvers with loaders.
+                _ => return None,
+            },
+        )
+    }
+}
+
+impl FastObject for Investor {
+    const TYPE_NAME: &'static str = "Investor";
+
+    fn fast_field(
+        &self,
+        ctx: &ContextSelectionSet<'_>,
+        name: &str,
+        set: &SelectionSet,
+    ) -> Option<Value> {
+        let i = &self.0;
+        leaf(
+            set,
+            match name {
+                "id" => Id(i.id).to_value(),
+                "name" => Value::String(i.name.clone()),
+                "investorType" => enum_value(GqlInvestorType::from(i.investor_type)),
+                // Personal data: only when the caller may see it (else the resolver answers).
+                "email" if super::investor::may_read_email(ctx) => Value::String(i.email.clone()),
+                "createdAt" => DateTime(i.created_at).to_value(),
+                "updatedAt" => DateTime(i.updated_at).to_value(),
+                // investments, totalCommittedUsd: resolvers with loaders.
+                _ => return None,
+            },
+        )
+    }
+}
+
+impl FastObject for Investment {
+    const TYPE_NAME: &'static str = "Investment";
+
+    fn fast_field(
+        &self,
+        ctx: &ContextSelectionSet<'_>,
+        name: &str,
+        set: &SelectionSet,
+    ) -> Option<Value> {
+        let m = self.model();
+        match name {
+            "id" => leaf(set, Id(m.id).to_value()),
+            "fundId" => leaf(set, Id(m.fund_id).to_value()),
+            "investorId" => leaf(set, Id(m.investor_id).to_value()),
+            "amountUsd" => leaf(set, Money(m.amount_usd).to_value()),
+            "investmentDate" => leaf(set, Date(m.investment_date).to_value()),
+            "createdAt" => leaf(set, DateTime(m.created_at).to_value()),
+            // Related rows only when they came with the page (else the loader resolves them).
+            "fund" => object(self.embedded_fund()?, ctx, set),
+            "investor" => object(self.embedded_investor()?, ctx, set),
+            _ => None,
+        }
+    }
+}
+
+/// The response value of an enum, as async-graphql writes it.
+fn enum_value<E: EnumType>(e: E) -> Value {
+    Value::Enum(Name::new(
+        E::items()
+            .iter()
+            .find(|i| i.value == e)
+            .map_or("", |i| i.name),
+    ))
+}
