@@ -46,6 +46,15 @@ pub struct Config {
     pub graphiql: bool,
     /// `GRAPHQL_INTROSPECTION`: answer introspection queries (default on, off in production).
     pub introspection: bool,
+    /// `APQ`: automatic persisted queries (default on).
+    pub apq: bool,
+    /// `TRUSTED_DOCUMENTS`: a JSON file of trusted documents (`{"id": "document"}` or an Apollo
+    /// persisted-query manifest), runnable by `documentId`.
+    pub trusted_documents: Option<PathBuf>,
+    /// `TRUSTED_DOCUMENTS_ONLY`: run nothing but the trusted documents (default off).
+    pub trusted_documents_only: bool,
+    /// `METRICS`: serve Prometheus metrics at `GET /metrics` (default on).
+    pub metrics: bool,
     /// `GRAPHQL_FAST_PATH`: build list items whose fields are all in memory without going
     /// through one resolver per field (default on; off is for comparison and troubleshooting).
     pub graphql_fast_path: bool,
@@ -114,7 +123,7 @@ pub struct Limits {
     /// `MAX_BATCH_SIZE`: most operations in one batched request (default 10; 0 turns
     /// batching off).
     pub max_batch_size: usize,
-    /// `MAX_ALIASES`: most fields (aliased or not) selected by one document, fragments expanded
+    /// `MAX_FIELDS`: most fields (aliases included) one operation selects, fragments expanded
     /// (default 1000).
     pub max_fields: usize,
     /// `REQUEST_TIMEOUT_SECS`: a request running longer is cut off (default 30).
@@ -277,12 +286,16 @@ impl Config {
                 max_page_size: r.parse("MAX_PAGE_SIZE", defaults.max_page_size)?,
                 max_body_bytes: r.parse("MAX_BODY_BYTES", defaults.max_body_bytes)?,
                 max_batch_size: r.parse("MAX_BATCH_SIZE", defaults.max_batch_size)?,
-                max_fields: r.parse("MAX_ALIASES", defaults.max_fields)?,
+                max_fields: r.parse("MAX_FIELDS", defaults.max_fields)?,
                 request_timeout: r
                     .secs("REQUEST_TIMEOUT_SECS", defaults.request_timeout.as_secs())?,
             },
             graphiql: r.flag("GRAPHIQL", dev)?,
             introspection: r.flag("GRAPHQL_INTROSPECTION", dev)?,
+            apq: r.flag("APQ", true)?,
+            trusted_documents: r.raw("TRUSTED_DOCUMENTS").map(PathBuf::from),
+            trusted_documents_only: r.flag("TRUSTED_DOCUMENTS_ONLY", false)?,
+            metrics: r.flag("METRICS", true)?,
             graphql_fast_path: r.flag("GRAPHQL_FAST_PATH", true)?,
         })
     }

@@ -28,8 +28,10 @@ pub enum ErrorCode {
     GraphqlValidationFailed,
     /// Over the depth, complexity or size limits.
     QueryTooComplex,
-    /// A persisted-query hash the server does not know.
+    /// A persisted-query hash (or document id) the server does not know.
     PersistedQueryNotFound,
+    /// A document outside the allow-list, when only trusted documents run.
+    PersistedQueryNotInList,
     /// The request is not a well-formed GraphQL-over-HTTP request.
     BadRequest,
     /// The request body is over the configured limit.
@@ -50,7 +52,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for documentation and tests.
-    pub const ALL: [ErrorCode; 17] = [
+    pub const ALL: [ErrorCode; 18] = [
         ErrorCode::BadUserInput,
         ErrorCode::NotFound,
         ErrorCode::Conflict,
@@ -60,6 +62,7 @@ impl ErrorCode {
         ErrorCode::GraphqlValidationFailed,
         ErrorCode::QueryTooComplex,
         ErrorCode::PersistedQueryNotFound,
+        ErrorCode::PersistedQueryNotInList,
         ErrorCode::BadRequest,
         ErrorCode::PayloadTooLarge,
         ErrorCode::MethodNotAllowed,
@@ -82,6 +85,7 @@ impl ErrorCode {
             ErrorCode::GraphqlValidationFailed => "GRAPHQL_VALIDATION_FAILED",
             ErrorCode::QueryTooComplex => "QUERY_TOO_COMPLEX",
             ErrorCode::PersistedQueryNotFound => "PERSISTED_QUERY_NOT_FOUND",
+            ErrorCode::PersistedQueryNotInList => "PERSISTED_QUERY_NOT_IN_LIST",
             ErrorCode::BadRequest => "BAD_REQUEST",
             ErrorCode::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
             ErrorCode::MethodNotAllowed => "METHOD_NOT_ALLOWED",
@@ -106,6 +110,7 @@ impl ErrorCode {
                 | ErrorCode::GraphqlValidationFailed
                 | ErrorCode::QueryTooComplex
                 | ErrorCode::PersistedQueryNotFound
+                | ErrorCode::PersistedQueryNotInList
                 | ErrorCode::BadRequest
                 | ErrorCode::PayloadTooLarge
                 | ErrorCode::MethodNotAllowed

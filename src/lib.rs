@@ -10,6 +10,7 @@ pub mod error;
 pub mod graphql;
 pub mod http;
 pub mod local_pg;
+pub mod metrics;
 pub mod seed;
 pub mod service;
 pub mod startup;

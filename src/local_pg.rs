@@ -63,8 +63,10 @@ pub struct LocalPgOptions {
     pub base_dir: PathBuf,
     /// Folder with `initdb` and `postgres`; `None` finds the newest installed.
     pub bin_dir: Option<PathBuf>,
-    /// A throwaway cluster for tests: no fsync, and the folder is deleted when we exit.
+    /// A throwaway cluster for tests: no fsync (its data does not survive a machine crash).
     pub ephemeral: bool,
+    /// Delete the folder when PostgreSQL stops (when we stop it or exit).
+    pub remove_on_exit: bool,
 }
 
 /// Why a local PostgreSQL could not be started.
@@ -298,7 +300,7 @@ impl LocalPostgres {
         for setting in settings {
             command.arg("-c").arg(setting);
         }
-        if options.ephemeral {
+        if options.remove_on_exit {
             command.env("TITANBAY_PG_REMOVE_1", &base_dir);
             if !socket_dir.starts_with(&base_dir) {
                 command.env("TITANBAY_PG_REMOVE_2", &socket_dir);

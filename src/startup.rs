@@ -11,8 +11,9 @@ use crate::{
     config::Config,
     db::{self, Db},
     graphql::{self, pipeline::DocumentCache},
-    http::{self, AppState},
+    http::{self, AppState, persisted::PersistedDocuments},
     local_pg::{self, LocalPgOptions, LocalPostgres},
+    metrics::Metrics,
 };
 
 /// Distinct documents kept parsed (clients send a handful of documents over and over).
@@ -64,6 +65,7 @@ pub async fn resolve_database(config: &Config) -> anyhow::Result<DatabaseTarget>
         base_dir,
         bin_dir: config.local_pg.bin_dir.clone(),
         ephemeral: false,
+        remove_on_exit: false,
     };
     let pg = tokio::task::spawn_blocking(move || LocalPostgres::start(&options))
         .await
@@ -113,7 +115,7 @@ impl Application {
         let listener = TcpListener::bind((config.host, config.port))
             .await
             .with_context(|| format!("binding {}:{}", config.host, config.port))?;
-        let state = build_state(db, config);
+        let state = build_state(db, config)?;
         Ok(Application {
             listener,
             state,
@@ -150,15 +152,35 @@ impl Application {
     }
 }
 
-/// The state handlers share: the schema over the database, and the configuration.
-pub fn build_state(db: Db, config: Config) -> AppState {
+/// The state handlers share: the schema over the database, and the configuration. Fails when
+/// the trusted-documents file cannot be read.
+pub fn build_state(db: Db, config: Config) -> anyhow::Result<AppState> {
     let schema = graphql::build_schema(db.clone(), &config);
-    AppState {
+    let mut persisted = PersistedDocuments::new(config.apq);
+    match &config.trusted_documents {
+        Some(path) => {
+            persisted = persisted
+                .with_trusted(path, config.trusted_documents_only)
+                .map_err(anyhow::Error::msg)?;
+            tracing::info!(
+                documents = persisted.trusted_len(),
+                only = config.trusted_documents_only,
+                "trusted documents loaded"
+            );
+        }
+        None if config.trusted_documents_only => {
+            anyhow::bail!("TRUSTED_DOCUMENTS_ONLY is set but TRUSTED_DOCUMENTS names no file")
+        }
+        None => {}
+    }
+    Ok(AppState {
         schema,
         db,
         config: Arc::new(config),
         documents: Arc::new(DocumentCache::new(DOCUMENT_CACHE_SIZE)),
-    }
+        metrics: Arc::new(Metrics::default()),
+        persisted: Arc::new(persisted),
+    })
 }
 
 /// Completes on Ctrl-C or SIGTERM.

@@ -258,6 +258,7 @@ async fn health_is_always_ok_and_readiness_follows_the_database() {
             base_dir,
             bin_dir: None,
             ephemeral: true,
+            remove_on_exit: true,
         })
     })
     .await
@@ -270,7 +271,7 @@ async fn health_is_always_ok_and_readiness_follows_the_database() {
     let conn = Database::connect(db::connect_options(&config.database, &url))
         .await
         .unwrap();
-    let router = http::router(build_state(Db::with_probe(conn, &url), config));
+    let router = http::router(build_state(Db::with_probe(conn, &url), config).expect("state"));
     let get = |path: &'static str| {
         let router = router.clone();
         async move {

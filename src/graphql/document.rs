@@ -28,6 +28,16 @@ pub fn selected_operation<'a>(
     }
 }
 
+/// The name of the document's only operation, when it is named.
+pub fn only_operation_name(doc: &ExecutableDocument) -> Option<String> {
+    match &doc.operations {
+        DocumentOperations::Multiple(ops) if ops.len() == 1 => {
+            ops.keys().next().map(|n| n.to_string())
+        }
+        _ => None,
+    }
+}
+
 /// Calls `visit` for every field (with its arguments) in the document's operations and
 /// fragments.
 fn for_each_field(

@@ -26,6 +26,7 @@ use crate::{
     db::Db,
     entity::{fund, investor},
     error::AppError,
+    metrics::Metrics,
     service::{
         self,
         investment::{Aggregate, Include, InvestmentWith, PageQuery, Parent},
@@ -154,21 +155,24 @@ impl Loaders {
 
 /// Creates the loader of one request, and the quiescence tracker its execution must be
 /// wrapped in (see [`track`]).
-pub fn new_loaders(db: Db) -> (Loaders, Arc<Quiescence>) {
+pub fn new_loaders(db: Db, metrics: Arc<Metrics>) -> (Loaders, Arc<Quiescence>) {
     let quiescence = Arc::new(Quiescence::default());
     let waiting = Arc::clone(&quiescence);
     // Batches run in their own tasks; keep them in the request's span (request id in logs).
     let span = tracing::Span::current();
-    let inner = DataLoader::new(DbLoader { db }, move |batch: BoxFuture<'static, ()>| {
-        let waiting = Arc::clone(&waiting);
-        tokio::spawn(
-            async move {
-                waiting.until_quiet().await;
-                batch.await;
-            }
-            .instrument(span.clone()),
-        )
-    })
+    let inner = DataLoader::new(
+        DbLoader { db, metrics },
+        move |batch: BoxFuture<'static, ()>| {
+            let waiting = Arc::clone(&waiting);
+            tokio::spawn(
+                async move {
+                    waiting.until_quiet().await;
+                    batch.await;
+                }
+                .instrument(span.clone()),
+            )
+        },
+    )
     .delay(Duration::ZERO);
     (Loaders { inner }, quiescence)
 }
@@ -186,6 +190,7 @@ pub fn track<F: Future>(quiescence: Arc<Quiescence>, execution: F) -> Tracked<F>
 #[derive(Debug, Clone)]
 pub struct DbLoader {
     db: Db,
+    metrics: Arc<Metrics>,
 }
 
 /// `Investment.fund`: a fund by id.
@@ -245,6 +250,7 @@ impl Loader<FundKey> for DbLoader {
 
     async fn load(&self, keys: &[FundKey]) -> Result<HashMap<FundKey, fund::Model>, LoadError> {
         self.db.ensure_reachable()?;
+        self.metrics.record_batch("fund", keys.len());
         let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
         let found = service::fund::funds_by_ids(&self.db.conn, &ids).await?;
         Ok(found.into_iter().map(|(id, f)| (FundKey(id), f)).collect())
@@ -260,6 +266,7 @@ impl Loader<InvestorKey> for DbLoader {
         keys: &[InvestorKey],
     ) -> Result<HashMap<InvestorKey, investor::Model>, LoadError> {
         self.db.ensure_reachable()?;
+        self.metrics.record_batch("investor", keys.len());
         let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
         let found = service::investor::investors_by_ids(&self.db.conn, &ids).await?;
         Ok(found
@@ -277,6 +284,7 @@ impl Loader<PageKey> for DbLoader {
 
     async fn load(&self, keys: &[PageKey]) -> Result<HashMap<PageKey, Self::Value>, LoadError> {
         self.db.ensure_reachable()?;
+        self.metrics.record_batch("investment_pages", keys.len());
         let mut out = HashMap::with_capacity(keys.len());
         for ((parent, include), group) in group_by(keys, |k| (k.parent, k.include)) {
             let queries: Vec<PageQuery> = group.iter().map(|k| k.query.clone()).collect();
@@ -295,6 +303,7 @@ impl Loader<CountKey> for DbLoader {
 
     async fn load(&self, keys: &[CountKey]) -> Result<HashMap<CountKey, i64>, LoadError> {
         self.db.ensure_reachable()?;
+        self.metrics.record_batch("investment_counts", keys.len());
         let mut out = HashMap::with_capacity(keys.len());
         for ((parent, aggregate), group) in group_by(keys, |k| (k.parent, k.aggregate)) {
             let ids: Vec<Uuid> = group.iter().map(|k| k.id).collect();
@@ -322,6 +331,7 @@ impl Loader<TotalKey> for DbLoader {
 
     async fn load(&self, keys: &[TotalKey]) -> Result<HashMap<TotalKey, Decimal>, LoadError> {
         self.db.ensure_reachable()?;
+        self.metrics.record_batch("committed_totals", keys.len());
         let mut out = HashMap::with_capacity(keys.len());
         for (parent, group) in group_by(keys, |k| k.parent) {
             let ids: Vec<Uuid> = group.iter().map(|k| k.id).collect();

@@ -112,6 +112,14 @@ impl DocumentFacts {
     pub fn operation_type(&self) -> Option<OperationType> {
         self.analysis.operation_type
     }
+
+    /// The operation's name: the requested one, or the name of the document's only operation.
+    pub fn operation_name(&self) -> Option<String> {
+        self.analysis
+            .operation_name
+            .clone()
+            .or_else(|| document::only_operation_name(&self.analysis.doc))
+    }
 }
 
 /// Parsed and analysed documents by text and operation name. Clients send the same few

@@ -2,7 +2,9 @@
 //! queries, `application/graphql-response+json` when the client accepts it (then a request
 //! that fails before execution is HTTP 400), batching up to a limit, and a body limit.
 
-use async_graphql::{BatchRequest, Request, Response, ServerError, Value};
+use std::sync::Arc;
+
+use async_graphql::{Request, Response, ServerError, Value};
 use axum::{
     Extension,
     body::{Body, Bytes},
@@ -99,6 +101,8 @@ struct WireResponse<'a> {
 struct Outcome {
     response: Response,
     executed: bool,
+    /// The operation's name from its document (`query Name { … }`), when it has one.
+    operation_name: Option<String>,
 }
 
 impl Outcome {
@@ -114,6 +118,7 @@ impl Outcome {
         Outcome {
             response: Response::from_errors(vec![err]),
             executed: false,
+            operation_name: None,
         }
     }
 
@@ -146,6 +151,7 @@ fn request_error(
     let outcome = Outcome::refused(coded_error(code, message, None));
     let mut response = json_response(status, format, &outcome.wire());
     response.extensions_mut().insert(GraphqlOutcome {
+        graphql: true,
         operation: None,
         error_code: Some(code),
     });
@@ -179,7 +185,17 @@ fn json_response<T: Serialize>(status: StatusCode, format: Format, body: &T) -> 
 /// or the database becomes unreachable while it runs. A mutation is never abandoned from
 /// here: its transaction is guarded up to the commit, so its answer always tells whether it
 /// committed.
-async fn execute_one(state: &AppState, request: Request, actor: &Actor, is_get: bool) -> Outcome {
+async fn execute_one(state: &AppState, incoming: Incoming, actor: &Actor, is_get: bool) -> Outcome {
+    let Incoming {
+        mut request,
+        document_id,
+    } = incoming;
+    if let Err(err) = state
+        .persisted
+        .resolve(&mut request, document_id.as_deref())
+    {
+        return Outcome::refused(err);
+    }
     let options = PrepareOptions {
         is_get,
         introspection_disabled: !state.config.introspection,
@@ -191,10 +207,12 @@ async fn execute_one(state: &AppState, request: Request, actor: &Actor, is_get: 
             return Outcome {
                 response: Response::from_errors(errors),
                 executed: false,
+                operation_name: None,
             };
         }
     };
-    let (loaders, quiescence) = new_loaders(state.db.clone());
+    let operation_name = facts.operation_name();
+    let (loaders, quiescence) = new_loaders(state.db.clone(), Arc::clone(&state.metrics));
     let request = request.data(loaders).data(RequestContext {
         actor: actor.clone(),
     });
@@ -211,6 +229,7 @@ async fn execute_one(state: &AppState, request: Request, actor: &Actor, is_get: 
         // Execution started but was stopped: no data, one coded error.
         response: Response::from_errors(vec![coded_error(code, message, None)]),
         executed: true,
+        operation_name: operation_name.clone(),
     };
     let mut response = tokio::select! {
         response = &mut work => response,
@@ -227,14 +246,18 @@ async fn execute_one(state: &AppState, request: Request, actor: &Actor, is_get: 
         Some(registry) => pipeline::finish(&mut response, &facts, registry),
         None => pipeline::executed(&response),
     };
-    Outcome { response, executed }
+    Outcome {
+        response,
+        executed,
+        operation_name,
+    }
 }
 
 /// Runs a single or batched request and writes the HTTP response.
 async fn run(
     state: &AppState,
     format: Format,
-    batch: BatchRequest,
+    batch: Batch,
     request_id: &str,
     is_get: bool,
 ) -> HttpResponse {
@@ -244,17 +267,18 @@ async fn run(
         deadline: Some(tokio::time::Instant::now() + state.config.limits.request_timeout),
     };
     match batch {
-        BatchRequest::Single(request) => {
-            let operation = request.operation_name.clone();
-            let outcome = execute_one(state, request, &actor, is_get).await;
+        Batch::Single(incoming) => {
+            let operation = incoming.request.operation_name.clone();
+            let outcome = execute_one(state, incoming, &actor, is_get).await;
             let mut response = json_response(outcome.status(format), format, &outcome.wire());
             response.extensions_mut().insert(GraphqlOutcome {
-                operation,
+                graphql: true,
                 error_code: outcome.first_code(),
+                operation: operation.or(outcome.operation_name),
             });
             response
         }
-        BatchRequest::Batch(requests) => {
+        Batch::Many(requests) => {
             let limit = state.config.limits.max_batch_size;
             if requests.len() > limit {
                 return request_error(
@@ -273,7 +297,12 @@ async fn run(
             }
             let names: Vec<String> = requests
                 .iter()
-                .map(|r| r.operation_name.clone().unwrap_or_else(|| "-".to_owned()))
+                .map(|r| {
+                    r.request
+                        .operation_name
+                        .clone()
+                        .unwrap_or_else(|| "-".to_owned())
+                })
                 .collect();
             // Operations of a batch run one after another, as separate requests would.
             let mut outcomes = Vec::with_capacity(requests.len());
@@ -294,6 +323,7 @@ async fn run(
             let wires: Vec<WireResponse<'_>> = outcomes.iter().map(Outcome::wire).collect();
             let mut response = json_response(status, format, &wires);
             response.extensions_mut().insert(GraphqlOutcome {
+                graphql: true,
                 operation: Some(names.join(",")),
                 error_code: outcomes.iter().find_map(Outcome::first_code),
             });
@@ -377,13 +407,47 @@ pub async fn graphql_post(
     run(&state, format, batch, &request_id.0, false).await
 }
 
+/// One operation as it arrived: the GraphQL request and, for a persisted document, its id.
+pub struct Incoming {
+    request: Request,
+    document_id: Option<String>,
+}
+
+/// A body as it arrived: one operation or a batch. (Short-lived, so the size difference of
+/// the variants does not matter.)
+#[allow(clippy::large_enum_variant)]
+pub enum Batch {
+    /// A JSON object.
+    Single(Incoming),
+    /// A JSON array of objects.
+    Many(Vec<Incoming>),
+}
+
+/// The JSON object of one operation (`documentId` is the GraphQL-over-HTTP persisted form).
+#[derive(Deserialize)]
+struct Envelope {
+    #[serde(rename = "documentId", default)]
+    document_id: Option<String>,
+    #[serde(flatten)]
+    request: Request,
+}
+
+impl From<Envelope> for Incoming {
+    fn from(e: Envelope) -> Self {
+        Incoming {
+            request: e.request,
+            document_id: e.document_id,
+        }
+    }
+}
+
 /// Reads a single request (a JSON object) or a batch (a non-empty array of objects). serde
 /// would also build a request out of an array, so the shape is checked first.
-fn parse_body(bytes: &[u8]) -> Result<BatchRequest, String> {
+fn parse_body(bytes: &[u8]) -> Result<Batch, String> {
     let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
     match first {
-        Some(b'{') => serde_json::from_slice::<Request>(bytes)
-            .map(BatchRequest::Single)
+        Some(b'{') => serde_json::from_slice::<Envelope>(bytes)
+            .map(|e| Batch::Single(e.into()))
             .map_err(|e| e.to_string()),
         Some(b'[') => {
             let items: Vec<Box<serde_json::value::RawValue>> =
@@ -395,13 +459,15 @@ fn parse_body(bytes: &[u8]) -> Result<BatchRequest, String> {
                 .iter()
                 .map(|raw| {
                     if raw.get().trim_start().starts_with('{') {
-                        serde_json::from_str::<Request>(raw.get()).map_err(|e| e.to_string())
+                        serde_json::from_str::<Envelope>(raw.get())
+                            .map(Incoming::from)
+                            .map_err(|e| e.to_string())
                     } else {
                         Err("every batch item must be an object".to_owned())
                     }
                 })
                 .collect::<Result<Vec<_>, _>>()
-                .map(BatchRequest::Batch)
+                .map(Batch::Many)
         }
         _ => Err("expected a JSON object or array".to_owned()),
     }
@@ -411,6 +477,8 @@ fn parse_body(bytes: &[u8]) -> Result<BatchRequest, String> {
 #[derive(Debug, Deserialize)]
 pub struct GetParams {
     query: Option<String>,
+    #[serde(rename = "documentId")]
+    document_id: Option<String>,
     #[serde(rename = "operationName")]
     operation_name: Option<String>,
     variables: Option<String>,
@@ -434,7 +502,7 @@ pub async fn graphql_get(
     let params = params.ok().map(|Query(p)| p);
     let has_operation = params
         .as_ref()
-        .is_some_and(|p| p.query.is_some() || p.extensions.is_some());
+        .is_some_and(|p| p.query.is_some() || p.extensions.is_some() || p.document_id.is_some());
     if !has_operation && wants_html(&headers) {
         if state.config.graphiql {
             return Html(
@@ -501,7 +569,10 @@ pub async fn graphql_get(
     run(
         &state,
         format,
-        BatchRequest::Single(request),
+        Batch::Single(Incoming {
+            request,
+            document_id: params.document_id,
+        }),
         &request_id.0,
         true,
     )

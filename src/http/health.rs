@@ -42,6 +42,24 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     }
 }
 
+/// `GET /metrics`: Prometheus text format (404 when `METRICS=false`).
+pub async fn metrics(State(state): State<AppState>) -> axum::response::Response {
+    if !state.config.metrics {
+        return not_found().await.into_response();
+    }
+    let body = state
+        .metrics
+        .render(&state.db, state.config.database.max_connections);
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response()
+}
+
 /// Anything else: 404 with a JSON body.
 pub async fn not_found() -> impl IntoResponse {
     (

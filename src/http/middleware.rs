@@ -22,9 +22,11 @@ pub const REQUEST_ID_HEADER: &str = "x-request-id";
 #[derive(Debug, Clone)]
 pub struct RequestId(pub String);
 
-/// What the GraphQL handler reports back for the request log.
+/// What the GraphQL handler reports back for the request log and metrics.
 #[derive(Debug, Clone, Default)]
 pub struct GraphqlOutcome {
+    /// A GraphQL request was handled (not GraphiQL, not a transport refusal before parsing).
+    pub graphql: bool,
     /// Operation name(s), when given.
     pub operation: Option<String>,
     /// The first error code of the response, if any.
@@ -62,6 +64,7 @@ pub async fn request_context(
         .map(str::to_owned)
         .unwrap_or_else(new_request_id);
     request.extensions_mut().insert(RequestId(id.clone()));
+    let path = request.uri().path().to_owned();
     let span = tracing::info_span!(
         "request",
         request_id = %id,
@@ -86,6 +89,14 @@ pub async fn request_context(
     let status = response.status().as_u16();
     let duration_ms = elapsed.as_secs_f64() * 1000.0;
     let code = outcome.error_code.map(ErrorCode::as_str).unwrap_or("");
+    state.metrics.record_http(&path, status);
+    if outcome.graphql {
+        state.metrics.record_graphql(
+            outcome.operation.as_deref(),
+            outcome.error_code.map_or("ok", ErrorCode::as_str),
+            elapsed,
+        );
+    }
     if elapsed >= state.config.log.slow_request {
         tracing::warn!(parent: &span, status, duration_ms, error_code = code, "slow request");
     } else {

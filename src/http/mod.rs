@@ -3,6 +3,7 @@
 pub mod graphql;
 pub mod health;
 pub mod middleware;
+pub mod persisted;
 
 use std::sync::Arc;
 
@@ -19,6 +20,7 @@ use crate::{
     config::Config,
     db::Db,
     graphql::{AppSchema, pipeline::DocumentCache},
+    metrics::Metrics,
 };
 
 /// Responses smaller than this are sent uncompressed: compressing them costs more CPU than
@@ -36,6 +38,10 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// Parsed documents, by text.
     pub documents: Arc<DocumentCache>,
+    /// Prometheus metrics.
+    pub metrics: Arc<Metrics>,
+    /// Persisted and trusted documents.
+    pub persisted: Arc<persisted::PersistedDocuments>,
 }
 
 /// The application's routes and middleware.
@@ -53,6 +59,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
         .fallback(health::not_found)
         .layer(compression)
         .layer(CatchPanicLayer::custom(middleware::panic_response))

@@ -104,6 +104,7 @@ fn start_cluster() -> Result<Cluster, String> {
                 base_dir,
                 bin_dir: std::env::var_os("PG_BIN_DIR").map(Into::into),
                 ephemeral: true,
+                remove_on_exit: true,
             })
             .map_err(|e| {
                 format!(
@@ -220,6 +221,9 @@ impl Cluster {
 
 /// Logs at `warn` (or `RUST_LOG`) through the test writer, so passing tests stay quiet.
 pub fn init_test_logging() {
+    if tracing::dispatcher::has_been_set() {
+        return;
+    }
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     let _ = tracing_subscriber::fmt()
@@ -305,7 +309,7 @@ impl TestApp {
         let conn = Database::connect(db::connect_options(&config.database, &url))
             .await
             .expect("connect to the test database");
-        let state = build_state(Db::with_probe(conn, &url), config);
+        let state = build_state(Db::with_probe(conn, &url), config).expect("state");
         let router = http::router(state.clone());
         TestApp {
             database,
@@ -322,7 +326,7 @@ impl TestApp {
         let conn = Database::connect(db::connect_options(&config.database, &self.url))
             .await
             .expect("connect to the test database");
-        http::router(build_state(Db::with_probe(conn, &self.url), config))
+        http::router(build_state(Db::with_probe(conn, &self.url), config).expect("state"))
     }
 
     /// The database handle (statement counters, raw SQL).

@@ -18,6 +18,9 @@ const CLOSE_ON_DROP_TIMEOUT: Duration = Duration::from_secs(5);
 /// titanbay patch: longest wait for the release ping (see `return_to_pool`).
 const RELEASE_PING_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// titanbay patch: connections checked out longer than this are pinged on release.
+const RELEASE_PING_AFTER: Duration = Duration::from_millis(500);
+
 /// A connection managed by a [`Pool`][crate::pool::Pool].
 ///
 /// Will be returned to the pool on-drop.
@@ -30,6 +33,8 @@ pub struct PoolConnection<DB: Database> {
 pub(super) struct Live<DB: Database> {
     pub(super) raw: DB::Connection,
     pub(super) created_at: Instant,
+    /// titanbay patch: when the connection was last handed out (see `return_to_pool`).
+    pub(super) checked_out_at: Instant,
 }
 
 pub(super) struct Idle<DB: Database> {
@@ -250,13 +255,15 @@ impl<DB: Database> Floating<DB, Live<DB>> {
             inner: Live {
                 raw: conn,
                 created_at: Instant::now(),
+                checked_out_at: Instant::now(),
             },
             guard,
         }
     }
 
     pub fn reattach(self) -> PoolConnection<DB> {
-        let Floating { inner, guard } = self;
+        let Floating { mut inner, guard } = self;
+        inner.checked_out_at = Instant::now();
 
         let pool = Arc::clone(&guard.pool);
 
@@ -321,7 +328,10 @@ impl<DB: Database> Floating<DB, Live<DB>> {
         // any outstanding ReadyForQuery itself; pinging it anyway cost a full round trip per
         // statement. The ping is also bounded, so a silently dead peer cannot hold the
         // connection's permit forever (upstream sqlx issue #4349).
-        let ping = if self.raw.should_flush() {
+        // A connection held for a long time may have had a query dropped mid-flight (a
+        // cancelled request): ping it too, so the pool waits for the server, not the next user.
+        let suspicious = self.inner.checked_out_at.elapsed() > RELEASE_PING_AFTER;
+        let ping = if self.raw.should_flush() || suspicious {
             match crate::rt::timeout(RELEASE_PING_TIMEOUT, self.raw.ping()).await {
                 Ok(result) => result,
                 Err(_) => Err(Error::PoolTimedOut),

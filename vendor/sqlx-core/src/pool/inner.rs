@@ -28,6 +28,8 @@ pub(crate) struct PoolInner<DB: Database> {
     pub(super) semaphore: AsyncSemaphore,
     pub(super) size: AtomicU32,
     pub(super) num_idle: AtomicUsize,
+    /// titanbay patch: tasks currently waiting in `acquire()` (exposed as `Pool::num_waiting`).
+    pub(super) num_waiting: AtomicUsize,
     is_closed: AtomicBool,
     pub(super) on_closed: event_listener::Event,
     pub(super) options: PoolOptions<DB>,
@@ -57,6 +59,7 @@ impl<DB: Database> PoolInner<DB> {
             semaphore: AsyncSemaphore::new(options.fair, semaphore_capacity),
             size: AtomicU32::new(0),
             num_idle: AtomicUsize::new(0),
+            num_waiting: AtomicUsize::new(0),
             is_closed: AtomicBool::new(false),
             on_closed: event_listener::Event::new(),
             acquire_time_level: private_level_filter_to_trace_level(options.acquire_time_level),
@@ -250,6 +253,16 @@ impl<DB: Database> PoolInner<DB> {
 
         let acquire_started_at = Instant::now();
         let deadline = acquire_started_at + self.options.acquire_timeout;
+
+        // titanbay patch: count this task as waiting until it holds a connection (or gives up).
+        struct Waiting<'a>(&'a AtomicUsize);
+        impl Drop for Waiting<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::AcqRel);
+            }
+        }
+        self.num_waiting.fetch_add(1, Ordering::AcqRel);
+        let _waiting = Waiting(&self.num_waiting);
 
         let acquired = crate::rt::timeout(
             self.options.acquire_timeout,

@@ -536,6 +536,11 @@ impl<DB: Database> Pool<DB> {
         self.0.size()
     }
 
+    /// titanbay patch: the number of tasks waiting for a connection right now.
+    pub fn num_waiting(&self) -> usize {
+        self.0.num_waiting.load(std::sync::atomic::Ordering::Acquire)
+    }
+
     /// Returns the number of connections active and idle (not in use).
     pub fn num_idle(&self) -> usize {
         self.0.num_idle()
