@@ -46,6 +46,10 @@ pub struct Config {
     pub graphiql: bool,
     /// `GRAPHQL_INTROSPECTION`: answer introspection queries (default on, off in production).
     pub introspection: bool,
+    /// Authentication.
+    pub auth: AuthConfig,
+    /// `CORS_ALLOWED_ORIGINS`: comma-separated origins browsers may call from (default none).
+    pub cors_allowed_origins: Vec<String>,
     /// `APQ`: automatic persisted queries (default on).
     pub apq: bool,
     /// `TRUSTED_DOCUMENTS`: a JSON file of trusted documents (`{"id": "document"}` or an Apollo
@@ -85,6 +89,34 @@ pub struct DatabaseConfig {
     pub startup_retry: Duration,
     /// `RUN_MIGRATIONS`: apply pending migrations at start (default true).
     pub run_migrations: bool,
+}
+
+/// How callers are authenticated. With no key configured, development runs open and
+/// production refuses to start.
+#[derive(Debug, Clone, Default)]
+pub struct AuthConfig {
+    /// `AUTH_HS256_SECRET`: shared secret for HS256 tokens (at least 32 characters).
+    pub hs256_secret: Option<String>,
+    /// `AUTH_JWKS_FILE`: a JWKS document with the RS256/ES256 public keys.
+    pub jwks_file: Option<PathBuf>,
+    /// `AUTH_JWKS_URL`: where to fetch the JWKS document (cached, refreshed).
+    pub jwks_url: Option<String>,
+    /// `AUTH_ISSUER`: the required `iss` claim.
+    pub issuer: Option<String>,
+    /// `AUTH_AUDIENCE`: the required `aud` claim.
+    pub audience: Option<String>,
+    /// `AUTH_LEEWAY_SECS`: clock-skew allowance for `exp`/`nbf` (default 30).
+    pub leeway: Duration,
+    /// `AUTH_JWKS_REFRESH_SECS`: how long fetched keys are used before being fetched again
+    /// (default 300; a token naming an unknown key fetches sooner, at most every 10 s).
+    pub jwks_refresh: Duration,
+}
+
+impl AuthConfig {
+    /// Whether any key is configured (then tokens are required).
+    pub fn configured(&self) -> bool {
+        self.hs256_secret.is_some() || self.jwks_file.is_some() || self.jwks_url.is_some()
+    }
 }
 
 /// Where and how the server-owned PostgreSQL runs.
@@ -176,6 +208,37 @@ impl<F: Fn(&str) -> Option<String>> Reader<F> {
                 value,
             }),
         }
+    }
+
+    /// A comma-separated list of origins (`scheme://host[:port]`, no path; `*` is refused:
+    /// an allow-list means naming the origins).
+    fn origins(&self, name: &'static str) -> Result<Vec<String>, ConfigError> {
+        let Some(value) = self.raw(name) else {
+            return Ok(Vec::new());
+        };
+        let mut origins = Vec::new();
+        for origin in value.split(',').map(str::trim).filter(|o| !o.is_empty()) {
+            let rest = origin
+                .strip_prefix("https://")
+                .or_else(|| origin.strip_prefix("http://"));
+            let valid = rest.is_some_and(|host| {
+                !host.is_empty()
+                    && host.chars().all(|c| {
+                        c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']')
+                    })
+            });
+            if !valid {
+                return Err(ConfigError {
+                    name,
+                    value: value.clone(),
+                    reason: format!(
+                        "`{origin}` is not an origin like https://app.example.com (no path, no `*`)"
+                    ),
+                });
+            }
+            origins.push(origin.to_owned());
+        }
+        Ok(origins)
     }
 
     fn flag(&self, name: &'static str, default: bool) -> Result<bool, ConfigError> {
@@ -292,6 +355,16 @@ impl Config {
             },
             graphiql: r.flag("GRAPHIQL", dev)?,
             introspection: r.flag("GRAPHQL_INTROSPECTION", dev)?,
+            auth: AuthConfig {
+                hs256_secret: r.raw("AUTH_HS256_SECRET"),
+                jwks_file: r.raw("AUTH_JWKS_FILE").map(PathBuf::from),
+                jwks_url: r.raw("AUTH_JWKS_URL"),
+                issuer: r.raw("AUTH_ISSUER"),
+                audience: r.raw("AUTH_AUDIENCE"),
+                leeway: r.secs("AUTH_LEEWAY_SECS", 30)?,
+                jwks_refresh: r.secs("AUTH_JWKS_REFRESH_SECS", 300)?,
+            },
+            cors_allowed_origins: r.origins("CORS_ALLOWED_ORIGINS")?,
             apq: r.flag("APQ", true)?,
             trusted_documents: r.raw("TRUSTED_DOCUMENTS").map(PathBuf::from),
             trusted_documents_only: r.flag("TRUSTED_DOCUMENTS_ONLY", false)?,
@@ -352,5 +425,22 @@ mod tests {
         assert_eq!(err, Some("PORT"));
         let err = from(&[("LOG_FORMAT", "xml")]).err().map(|e| e.name);
         assert_eq!(err, Some("LOG_FORMAT"));
+    }
+
+    #[test]
+    fn cors_origins_are_an_explicit_allow_list() {
+        let c = from(&[(
+            "CORS_ALLOWED_ORIGINS",
+            "https://app.example.com, http://localhost:3000",
+        )])
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            c.cors_allowed_origins,
+            ["https://app.example.com", "http://localhost:3000"]
+        );
+        for bad in ["*", "app.example.com", "https://app.example.com/path"] {
+            let err = from(&[("CORS_ALLOWED_ORIGINS", bad)]).err().map(|e| e.name);
+            assert_eq!(err, Some("CORS_ALLOWED_ORIGINS"), "{bad}");
+        }
     }
 }

@@ -171,6 +171,12 @@ pub enum AppError {
         /// Requested status (GraphQL name).
         to: &'static str,
     },
+    /// The caller's token lacks the scope this field needs.
+    #[error("this needs the `{scope}` scope, which the token does not grant")]
+    Forbidden {
+        /// The scope needed.
+        scope: crate::auth::Scope,
+    },
     /// A statement ran over the database's statement timeout, or the request over its deadline.
     #[error("the request took too long and was cancelled")]
     Timeout,
@@ -205,6 +211,7 @@ impl AppError {
             AppError::Conflict { .. } => ErrorCode::Conflict,
             AppError::FundClosed { .. } => ErrorCode::FundClosed,
             AppError::InvalidStatusTransition { .. } => ErrorCode::InvalidStatusTransition,
+            AppError::Forbidden { .. } => ErrorCode::Forbidden,
             AppError::Timeout => ErrorCode::RequestTimeout,
             AppError::ServiceUnavailable(_) => ErrorCode::ServiceUnavailable,
             AppError::CommitOutcomeUnknown(_) | AppError::Database(_) | AppError::Internal(_) => {
@@ -361,6 +368,12 @@ mod tests {
                     to: "INVESTING",
                 },
                 "INVALID_STATUS_TRANSITION",
+            ),
+            (
+                AppError::Forbidden {
+                    scope: crate::auth::Scope::PiiRead,
+                },
+                "FORBIDDEN",
             ),
             (AppError::Timeout, "REQUEST_TIMEOUT"),
             (AppError::ServiceUnavailable(None), "SERVICE_UNAVAILABLE"),

@@ -2,6 +2,7 @@
 //!
 //! Data flows one way: [`http`] → [`graphql`] → [`service`] → [`entity`].
 
+pub mod auth;
 pub mod config;
 pub mod db;
 pub mod domain;

@@ -1,9 +1,11 @@
-//! The `titanbay` binary: `serve` (default), `migrate`, `seed` and `schema`.
+//! The `titanbay` binary: `serve` (default), `migrate`, `seed`, `schema`, `postgres` and
+//! `token`.
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use migration::{Migrator, MigratorTrait};
 use titanbay::{
+    auth::{self, Scope, TokenRequest},
     config::Config,
     db, graphql, seed,
     startup::{Application, resolve_database, shutdown_signal},
@@ -40,6 +42,19 @@ enum Command {
     /// Run only the server-owned PostgreSQL (for psql, benchmarks or other tools), print its
     /// URL, and stop it on Ctrl-C or SIGTERM.
     Postgres,
+    /// Mint a development bearer token (HS256) from `AUTH_HS256_SECRET`, `AUTH_ISSUER` and
+    /// `AUTH_AUDIENCE`, and print it to stdout.
+    Token {
+        /// Scopes, separated by spaces or commas (default: every scope).
+        #[arg(long)]
+        scopes: Option<String>,
+        /// The token's subject (recorded in the audit trail).
+        #[arg(long, default_value = "developer")]
+        subject: String,
+        /// Lifetime in seconds.
+        #[arg(long, default_value_t = 3600)]
+        ttl: u64,
+    },
 }
 
 #[tokio::main]
@@ -50,6 +65,37 @@ async fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     let config = Config::from_env()?;
+    if let Some(Command::Token {
+        scopes,
+        subject,
+        ttl,
+    }) = &cli.command
+    {
+        let scopes = match scopes {
+            Some(list) => auth::parse_scopes(list).map_err(anyhow::Error::msg)?,
+            None => Scope::ALL.to_vec(),
+        };
+        let (Some(secret), Some(issuer), Some(audience)) = (
+            &config.auth.hs256_secret,
+            &config.auth.issuer,
+            &config.auth.audience,
+        ) else {
+            anyhow::bail!("set AUTH_HS256_SECRET, AUTH_ISSUER and AUTH_AUDIENCE to mint a token");
+        };
+        let token = auth::mint_hs256(
+            secret,
+            &TokenRequest {
+                issuer,
+                audience,
+                subject,
+                scopes: &scopes,
+                ttl: std::time::Duration::from_secs(*ttl),
+            },
+        )
+        .map_err(anyhow::Error::msg)?;
+        println!("{token}");
+        return Ok(());
+    }
     let _log_guard = telemetry::init(&config.log);
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
@@ -98,6 +144,6 @@ async fn main() -> anyhow::Result<()> {
             target.stop().await;
             Ok(())
         }
-        Command::Schema => Ok(()),
+        Command::Schema | Command::Token { .. } => Ok(()),
     }
 }

@@ -8,7 +8,8 @@ use migration::{Migrator, MigratorTrait};
 use tokio::net::TcpListener;
 
 use crate::{
-    config::Config,
+    auth::{Authenticator, JwksTiming, JwtVerifier, KeySource},
+    config::{AppEnv, Config},
     db::{self, Db},
     graphql::{self, pipeline::DocumentCache},
     http::{self, AppState, persisted::PersistedDocuments},
@@ -115,7 +116,7 @@ impl Application {
         let listener = TcpListener::bind((config.host, config.port))
             .await
             .with_context(|| format!("binding {}:{}", config.host, config.port))?;
-        let state = build_state(db, config)?;
+        let state = build_state(db, config).await?;
         Ok(Application {
             listener,
             state,
@@ -152,9 +153,54 @@ impl Application {
     }
 }
 
-/// The state handlers share: the schema over the database, and the configuration. Fails when
-/// the trusted-documents file cannot be read.
-pub fn build_state(db: Db, config: Config) -> anyhow::Result<AppState> {
+/// How requests are authenticated under `config`: bearer JWTs when a key is configured; open
+/// (with a loud warning) in development without one; production refuses to start without one.
+pub async fn build_authenticator(config: &Config) -> anyhow::Result<Authenticator> {
+    let auth = &config.auth;
+    if !auth.configured() {
+        if config.app_env == AppEnv::Production {
+            anyhow::bail!(
+                "APP_ENV=production requires authentication: set AUTH_HS256_SECRET, \
+                 AUTH_JWKS_FILE or AUTH_JWKS_URL, with AUTH_ISSUER and AUTH_AUDIENCE"
+            );
+        }
+        tracing::warn!(
+            "AUTHENTICATION IS OFF: no AUTH_* key is configured, so every request runs with every \
+             scope. This is for local development only; APP_ENV=production refuses to start \
+             like this."
+        );
+        return Ok(Authenticator::Open);
+    }
+    if auth.jwks_file.is_some() && auth.jwks_url.is_some() {
+        anyhow::bail!("set AUTH_JWKS_FILE or AUTH_JWKS_URL, not both");
+    }
+    let (Some(issuer), Some(audience)) = (&auth.issuer, &auth.audience) else {
+        anyhow::bail!("AUTH_ISSUER and AUTH_AUDIENCE are required when authentication is on");
+    };
+    let source = match (&auth.jwks_file, &auth.jwks_url) {
+        (Some(path), _) => Some(KeySource::File(path.clone())),
+        (None, Some(url)) => Some(KeySource::Url(url.clone())),
+        (None, None) => None,
+    };
+    let verifier = JwtVerifier::new(
+        auth.hs256_secret.as_deref(),
+        source,
+        issuer,
+        audience,
+        auth.leeway,
+        JwksTiming::every(auth.jwks_refresh),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("authentication configuration: {e}"))?;
+    tracing::info!(?verifier, "bearer tokens required");
+    Ok(Authenticator::Jwt(verifier))
+}
+
+/// The state handlers share: the schema over the database, the authenticator and the
+/// configuration. Fails when the trusted-documents file or the auth keys cannot be loaded, or
+/// production runs without auth.
+pub async fn build_state(db: Db, config: Config) -> anyhow::Result<AppState> {
+    let auth = build_authenticator(&config).await?;
     let schema = graphql::build_schema(db.clone(), &config);
     let mut persisted = PersistedDocuments::new(config.apq);
     match &config.trusted_documents {
@@ -180,6 +226,7 @@ pub fn build_state(db: Db, config: Config) -> anyhow::Result<AppState> {
         documents: Arc::new(DocumentCache::new(DOCUMENT_CACHE_SIZE)),
         metrics: Arc::new(Metrics::default()),
         persisted: Arc::new(persisted),
+        auth: Arc::new(auth),
     })
 }
 

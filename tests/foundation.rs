@@ -271,7 +271,11 @@ async fn health_is_always_ok_and_readiness_follows_the_database() {
     let conn = Database::connect(db::connect_options(&config.database, &url))
         .await
         .unwrap();
-    let router = http::router(build_state(Db::with_probe(conn, &url), config).expect("state"));
+    let router = http::router(
+        build_state(Db::with_probe(conn, &url), config)
+            .await
+            .expect("state"),
+    );
     let get = |path: &'static str| {
         let router = router.clone();
         async move {

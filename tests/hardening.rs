@@ -456,7 +456,11 @@ async fn an_outage_fails_fast_and_the_server_recovers_without_a_restart() {
     let conn = Database::connect(db::connect_options(&config.database, &url))
         .await
         .unwrap();
-    let router = http::router(build_state(Db::with_probe(conn, &url), config).unwrap());
+    let router = http::router(
+        build_state(Db::with_probe(conn, &url), config)
+            .await
+            .unwrap(),
+    );
     let shared = router.clone();
     let gql = move |query: &'static str, variables: Value| {
         let router = shared.clone();

@@ -1,5 +1,6 @@
 //! SeaORM entities for the three tables. Storage shapes only: no rules, no GraphQL.
 
+pub mod audit_event;
 pub mod fund;
 pub mod investment;
 pub mod investor;

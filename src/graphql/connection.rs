@@ -5,6 +5,7 @@ use async_graphql::{Context, Object, OutputType, SimpleObject};
 use uuid::Uuid;
 
 use super::{
+    audit::AuditEvent,
     context::{db, loader},
     cursor::{CursorError, Scope},
     fast::{FastObject, NodeList},
@@ -49,6 +50,8 @@ pub enum TotalCount {
     Investors(InvestorFilter),
     /// A parent's investments (batched across parents).
     Investments(Parent, Uuid),
+    /// The audit trail.
+    AuditEvents,
 }
 
 /// A node of a connection: it knows its own position (cursor) in its list.
@@ -67,7 +70,8 @@ pub struct Edge<N> {
 #[Object(
     concrete(name = "FundEdge", params(Fund)),
     concrete(name = "InvestorEdge", params(Investor)),
-    concrete(name = "InvestmentEdge", params(Investment))
+    concrete(name = "InvestmentEdge", params(Investment)),
+    concrete(name = "AuditEventEdge", params(AuditEvent))
 )]
 impl<N: OutputType + Clone> Edge<N> {
     /// Opaque position of this node; pass it as `after` or `before` to page from here.
@@ -107,7 +111,8 @@ impl<N: Node> Connection<N> {
 #[Object(
     concrete(name = "FundConnection", params(Fund)),
     concrete(name = "InvestorConnection", params(Investor)),
-    concrete(name = "InvestmentConnection", params(Investment))
+    concrete(name = "InvestmentConnection", params(Investment)),
+    concrete(name = "AuditEventConnection", params(AuditEvent))
 )]
 impl<N: Node + FastObject + Sync> Connection<N>
 where
@@ -147,6 +152,9 @@ where
             }
             TotalCount::Investors(filter) => {
                 service::investor::count_investors(&db(ctx)?.conn, filter).await? as i64
+            }
+            TotalCount::AuditEvents => {
+                service::audit::count_audit_events(&db(ctx)?.conn).await? as i64
             }
             TotalCount::Investments(parent, id) => loader(ctx)?
                 .load_one(CountKey {

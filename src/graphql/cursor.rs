@@ -15,6 +15,8 @@ pub enum Scope {
     Funds,
     /// `Query.investors`.
     Investors,
+    /// `Query.auditEvents`.
+    AuditEvents,
     /// `Fund.investments` / `Investor.investments` of one parent.
     Investments(Parent, Uuid),
 }
@@ -25,6 +27,7 @@ fn tag(scope: Scope) -> String {
     match scope {
         Scope::Funds => "funds".to_owned(),
         Scope::Investors => "investors".to_owned(),
+        Scope::AuditEvents => "audit-events".to_owned(),
         Scope::Investments(Parent::Fund, id) => format!("fund-investments:{id}"),
         Scope::Investments(Parent::Investor, id) => format!("investor-investments:{id}"),
     }

@@ -12,6 +12,7 @@
 
 use std::borrow::Cow;
 
+use crate::auth::Scope;
 use async_graphql::{
     ContextSelectionSet, Name, OutputType, Positioned, ScalarType, ServerResult, Value,
     parser::types::{Field, Selection, SelectionSet},
@@ -24,6 +25,7 @@ use super::{
     fund::{Fund, GqlFundStatus},
     investment::Investment,
     investor::{GqlInvestorType, Investor},
+    policy::granted,
     scalars::{Date, DateTime, Id, Money},
 };
 
@@ -223,9 +225,12 @@ impl FastObject for Investment {
             "amountUsd" => leaf(set, Money(m.amount_usd).to_value()),
             "investmentDate" => leaf(set, Date(m.investment_date).to_value()),
             "createdAt" => leaf(set, DateTime(m.created_at).to_value()),
-            // Related rows only when they came with the page (else the loader resolves them).
-            "fund" => object(self.embedded_fund()?, ctx, set),
-            "investor" => object(self.embedded_investor()?, ctx, set),
+            // Related rows only when they came with the page (else the loader resolves them)
+            // and the caller may read them (else the resolver answers FORBIDDEN).
+            "fund" if granted(ctx, Scope::FundsRead) => object(self.embedded_fund()?, ctx, set),
+            "investor" if granted(ctx, Scope::InvestorsRead) => {
+                object(self.embedded_investor()?, ctx, set)
+            }
             _ => None,
         }
     }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use async_graphql::{Context, Enum, InputObject, MaybeUndefined, Object};
 use chrono::Utc;
 
+use super::policy::{authorize, granted};
 use super::{
     connection::{Connection, Node, PageArgs, TotalCount, connection_complexity},
     context::{db, limits, loader},
@@ -14,6 +15,7 @@ use super::{
     scalars::{DateTime, Id, Money},
 };
 use crate::{
+    auth::Scope as AuthScope,
     domain,
     entity::fund::{self, FundStatus},
     error::AppError,
@@ -113,6 +115,7 @@ impl Fund {
         #[graphql(desc = "Page size from the end (0..=100).")] last: Option<i32>,
         #[graphql(desc = "End before this cursor.")] before: Option<String>,
     ) -> async_graphql::Result<Connection<Investment>> {
+        authorize(ctx, "Fund", "investments")?;
         investments_of(
             ctx,
             Parent::Fund,
@@ -129,11 +132,13 @@ impl Fund {
 
     /// Exact sum of amountUsd over all of this fund's investments ("0.00" when none).
     async fn total_committed_usd(&self, ctx: &Context<'_>) -> async_graphql::Result<Money> {
+        authorize(ctx, "Fund", "totalCommittedUsd")?;
         total_committed(ctx, Parent::Fund, self.0.id).await
     }
 
     /// Number of distinct investors with at least one investment in this fund.
     async fn investor_count(&self, ctx: &Context<'_>) -> async_graphql::Result<i32> {
+        authorize(ctx, "Fund", "investorCount")?;
         let n = loader(ctx)?
             .load_one(CountKey {
                 parent: Parent::Fund,
@@ -157,6 +162,7 @@ pub(super) async fn investments_of(
     let window = args.window(limits(ctx)?.max_page_size, |c| {
         cursor::decode_investment(c, parent, parent_id)
     })?;
+    // Related rows selected (and readable by the caller) come in the page's own statement.
     let selected = |relation: &str| {
         let look = ctx.look_ahead();
         look.field("nodes").field(relation).exists()
@@ -165,8 +171,8 @@ pub(super) async fn investments_of(
     let key = PageKey {
         parent,
         include: Include {
-            investor: selected("investor"),
-            fund: selected("fund"),
+            investor: selected("investor") && granted(ctx, AuthScope::InvestorsRead),
+            fund: selected("fund") && granted(ctx, AuthScope::FundsRead),
         },
         query: PageQuery { parent_id, window },
     };

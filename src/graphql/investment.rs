@@ -5,6 +5,7 @@ use std::borrow::Cow;
 use async_graphql::{Context, InputObject, Object};
 use chrono::Utc;
 
+use super::policy::authorize;
 use super::{
     connection::Node,
     context::loader,
@@ -116,6 +117,7 @@ impl Investment {
 
     /// The fund committed to (fetched with the page, or batched across it).
     async fn fund(&self, ctx: &Context<'_>) -> async_graphql::Result<Cow<'_, Fund>> {
+        authorize(ctx, "Investment", "fund")?;
         if let Some(fund) = &self.fund {
             return Ok(Cow::Borrowed(fund));
         }
@@ -132,6 +134,7 @@ impl Investment {
 
     /// The investor committing (fetched with the page, or batched across it).
     async fn investor(&self, ctx: &Context<'_>) -> async_graphql::Result<Cow<'_, Investor>> {
+        authorize(ctx, "Investment", "investor")?;
         if let Some(investor) = &self.investor {
             return Ok(Cow::Borrowed(investor));
         }

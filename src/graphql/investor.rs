@@ -2,6 +2,7 @@
 
 use async_graphql::{Context, Enum, InputObject, Object};
 
+use super::policy::{authorize, granted};
 use super::{
     connection::{Connection, Node, PageArgs, connection_complexity},
     cursor::{self, Scope},
@@ -80,8 +81,11 @@ impl Investor {
 
     /// Contact email, lower-cased. Null only when the caller may not see personal data (see
     /// access control).
-    async fn email(&self) -> Option<&str> {
-        Some(&self.0.email)
+    async fn email(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<&str>> {
+        // Without `pii:read` the field is null with a FORBIDDEN error; the rest of the response
+        // stays.
+        authorize(ctx, "Investor", "email")?;
+        Ok(Some(&self.0.email))
     }
 
     /// When the investor was created; never changes.
@@ -104,6 +108,7 @@ impl Investor {
         #[graphql(desc = "Page size from the end (0..=100).")] last: Option<i32>,
         #[graphql(desc = "End before this cursor.")] before: Option<String>,
     ) -> async_graphql::Result<Connection<Investment>> {
+        authorize(ctx, "Investor", "investments")?;
         investments_of(
             ctx,
             Parent::Investor,
@@ -120,13 +125,14 @@ impl Investor {
 
     /// Exact sum of amountUsd over all of this investor's investments ("0.00" when none).
     async fn total_committed_usd(&self, ctx: &Context<'_>) -> async_graphql::Result<Money> {
+        authorize(ctx, "Investor", "totalCommittedUsd")?;
         total_committed(ctx, Parent::Investor, self.0.id).await
     }
 }
 
 /// Whether the caller may read investors' personal data (email).
-pub fn may_read_email<T>(_ctx: &async_graphql::ContextBase<'_, T>) -> bool {
-    true
+pub fn may_read_email<T>(ctx: &async_graphql::ContextBase<'_, T>) -> bool {
+    granted(ctx, crate::auth::Scope::PiiRead)
 }
 
 /// Which investors `investors` lists. Filters combine with AND.

@@ -1,6 +1,7 @@
 //! The GraphQL API: schema, roots, object types, inputs, scalars, loaders and the pipeline
 //! that gives every error a contract code.
 
+pub mod audit;
 pub mod connection;
 pub mod context;
 pub mod cursor;
@@ -12,6 +13,7 @@ pub mod investor;
 pub mod loader;
 pub mod mutation;
 pub mod pipeline;
+pub mod policy;
 pub mod query;
 pub mod scalars;
 

@@ -11,6 +11,8 @@ use super::{
 };
 use crate::service;
 
+use super::policy::authorize;
+
 /// Write operations.
 #[derive(Debug, Default)]
 pub struct MutationRoot;
@@ -23,6 +25,7 @@ impl MutationRoot {
         ctx: &Context<'_>,
         input: CreateFundInput,
     ) -> async_graphql::Result<Fund> {
+        authorize(ctx, "Mutation", "createFund")?;
         let new = input.validate()?;
         Ok(Fund(
             service::fund::create_fund(db(ctx)?, actor(ctx)?, new).await?,
@@ -36,6 +39,7 @@ impl MutationRoot {
         ctx: &Context<'_>,
         input: UpdateFundInput,
     ) -> async_graphql::Result<Fund> {
+        authorize(ctx, "Mutation", "updateFund")?;
         let changes = input.validate()?;
         Ok(Fund(
             service::fund::update_fund(db(ctx)?, actor(ctx)?, changes).await?,
@@ -48,6 +52,7 @@ impl MutationRoot {
         ctx: &Context<'_>,
         input: CreateInvestorInput,
     ) -> async_graphql::Result<Investor> {
+        authorize(ctx, "Mutation", "createInvestor")?;
         let new = input.validate()?;
         Ok(Investor(
             service::investor::create_investor(db(ctx)?, actor(ctx)?, new).await?,
@@ -60,6 +65,7 @@ impl MutationRoot {
         ctx: &Context<'_>,
         input: CreateInvestmentInput,
     ) -> async_graphql::Result<Investment> {
+        authorize(ctx, "Mutation", "createInvestment")?;
         let new = input.validate()?;
         Ok(Investment::from(
             service::investment::create_investment(db(ctx)?, actor(ctx)?, new).await?,

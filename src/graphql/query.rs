@@ -3,6 +3,7 @@
 use async_graphql::{Context, Object};
 
 use super::{
+    audit::AuditEvent,
     connection::{Connection, PageArgs, TotalCount, connection_complexity},
     context::{db, limits},
     cursor::{self, Scope},
@@ -12,6 +13,8 @@ use super::{
     scalars::Id,
 };
 use crate::service;
+
+use super::policy::authorize;
 
 /// Read operations.
 #[derive(Debug, Default)]
@@ -30,6 +33,7 @@ impl QueryRoot {
         #[graphql(desc = "End before this cursor.")] before: Option<String>,
         #[graphql(desc = "Only funds matching every given field.")] filter: Option<FundFilter>,
     ) -> async_graphql::Result<Connection<Fund>> {
+        authorize(ctx, "Query", "funds")?;
         let args = PageArgs {
             first,
             after,
@@ -55,6 +59,7 @@ impl QueryRoot {
         ctx: &Context<'_>,
         #[graphql(desc = "The fund's id.")] id: Id,
     ) -> async_graphql::Result<Option<Fund>> {
+        authorize(ctx, "Query", "fund")?;
         fund_by_id(ctx, id).await
     }
 
@@ -71,6 +76,7 @@ impl QueryRoot {
             InvestorFilter,
         >,
     ) -> async_graphql::Result<Connection<Investor>> {
+        authorize(ctx, "Query", "investors")?;
         let args = PageArgs {
             first,
             after,
@@ -96,9 +102,39 @@ impl QueryRoot {
         ctx: &Context<'_>,
         #[graphql(desc = "The investor's id.")] id: Id,
     ) -> async_graphql::Result<Option<Investor>> {
+        authorize(ctx, "Query", "investor")?;
         Ok(service::investor::find_investor(&db(ctx)?.conn, id.0)
             .await?
             .map(Investor))
+    }
+
+    /// The audit trail, newest first: one event per successful mutation. Needs `audit:read`.
+    #[graphql(complexity = "connection_complexity(first, last, child_complexity)")]
+    async fn audit_events(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Page size from the start (0..=100; default 20).")] first: Option<i32>,
+        #[graphql(desc = "Start after this cursor.")] after: Option<String>,
+        #[graphql(desc = "Page size from the end (0..=100).")] last: Option<i32>,
+        #[graphql(desc = "End before this cursor.")] before: Option<String>,
+    ) -> async_graphql::Result<Connection<AuditEvent>> {
+        authorize(ctx, "Query", "auditEvents")?;
+        let args = PageArgs {
+            first,
+            after,
+            last,
+            before,
+        };
+        let window = args.window(limits(ctx)?.max_page_size, |c| {
+            cursor::decode_id(c, Scope::AuditEvents)
+        })?;
+        let page = service::audit::list_audit_events(&db(ctx)?.conn, &window).await?;
+        Ok(Connection::new(
+            page,
+            Scope::AuditEvents,
+            TotalCount::AuditEvents,
+            AuditEvent,
+        ))
     }
 
     /// An investment by id, or null when there is none.
@@ -107,6 +143,7 @@ impl QueryRoot {
         ctx: &Context<'_>,
         #[graphql(desc = "The investment's id.")] id: Id,
     ) -> async_graphql::Result<Option<Investment>> {
+        authorize(ctx, "Query", "investment")?;
         Ok(service::investment::find_investment(&db(ctx)?.conn, id.0)
             .await?
             .map(Investment::from))

@@ -11,7 +11,7 @@ use axum::{
     extract::{Query, State, rejection::QueryRejection},
     http::{
         HeaderMap, HeaderValue, StatusCode,
-        header::{ACCEPT, ALLOW, CONTENT_TYPE, VARY},
+        header::{ACCEPT, ALLOW, AUTHORIZATION, CONTENT_TYPE, VARY, WWW_AUTHENTICATE},
     },
     response::{Html, IntoResponse, Response as HttpResponse},
 };
@@ -24,6 +24,7 @@ use super::{
 use async_graphql::registry::Registry;
 
 use crate::{
+    auth::{AuthError, Principal},
     error::{AppError, ErrorCode},
     graphql::{
         context::RequestContext,
@@ -185,7 +186,13 @@ fn json_response<T: Serialize>(status: StatusCode, format: Format, body: &T) -> 
 /// or the database becomes unreachable while it runs. A mutation is never abandoned from
 /// here: its transaction is guarded up to the commit, so its answer always tells whether it
 /// committed.
-async fn execute_one(state: &AppState, incoming: Incoming, actor: &Actor, is_get: bool) -> Outcome {
+async fn execute_one(
+    state: &AppState,
+    incoming: Incoming,
+    actor: &Actor,
+    principal: &Principal,
+    is_get: bool,
+) -> Outcome {
     let Incoming {
         mut request,
         document_id,
@@ -213,9 +220,12 @@ async fn execute_one(state: &AppState, incoming: Incoming, actor: &Actor, is_get
     };
     let operation_name = facts.operation_name();
     let (loaders, quiescence) = new_loaders(state.db.clone(), Arc::clone(&state.metrics));
-    let request = request.data(loaders).data(RequestContext {
-        actor: actor.clone(),
-    });
+    let request = request
+        .data(loaders)
+        .data(principal.clone())
+        .data(RequestContext {
+            actor: actor.clone(),
+        });
     let work = track(quiescence, state.schema.execute(request));
     tokio::pin!(work);
     let deadline = actor.deadline.map(tokio::time::sleep_until);
@@ -260,16 +270,17 @@ async fn run(
     batch: Batch,
     request_id: &str,
     is_get: bool,
+    principal: Principal,
 ) -> HttpResponse {
     let actor = Actor {
-        subject: None,
+        subject: principal.subject.clone(),
         request_id: request_id.to_owned(),
         deadline: Some(tokio::time::Instant::now() + state.config.limits.request_timeout),
     };
     match batch {
         Batch::Single(incoming) => {
             let operation = incoming.request.operation_name.clone();
-            let outcome = execute_one(state, incoming, &actor, is_get).await;
+            let outcome = execute_one(state, incoming, &actor, &principal, is_get).await;
             let mut response = json_response(outcome.status(format), format, &outcome.wire());
             response.extensions_mut().insert(GraphqlOutcome {
                 graphql: true,
@@ -307,7 +318,7 @@ async fn run(
             // Operations of a batch run one after another, as separate requests would.
             let mut outcomes = Vec::with_capacity(requests.len());
             for request in requests {
-                outcomes.push(execute_one(state, request, &actor, is_get).await);
+                outcomes.push(execute_one(state, request, &actor, &principal, is_get).await);
             }
             let all_refused = outcomes.iter().all(|o| !o.executed);
             let status = if outcomes
@@ -330,6 +341,38 @@ async fn run(
             response
         }
     }
+}
+
+/// The caller, from the `Authorization` header; a 401 (with the spec's media type) or a 200
+/// with `UNAUTHENTICATED` when there is no valid token. The reason is logged, not returned.
+async fn authenticate(
+    state: &AppState,
+    headers: &HeaderMap,
+    format: Format,
+) -> Result<Principal, HttpResponse> {
+    let header = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok());
+    state.auth.authenticate(header).await.map_err(|err| {
+        tracing::info!(reason = %err, "request refused: not authenticated");
+        let status = if format == Format::GraphqlResponse {
+            StatusCode::UNAUTHORIZED
+        } else {
+            StatusCode::OK
+        };
+        let mut response = request_error(
+            status,
+            format,
+            ErrorCode::Unauthenticated,
+            "a valid bearer token is required (Authorization: Bearer <token>)",
+        );
+        let challenge = match err {
+            AuthError::Missing => "Bearer",
+            AuthError::Malformed | AuthError::Invalid(_) => "Bearer error=\"invalid_token\"",
+        };
+        response
+            .headers_mut()
+            .insert(WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+        response
+    })
 }
 
 fn not_acceptable() -> HttpResponse {
@@ -359,6 +402,10 @@ pub async fn graphql_post(
 ) -> HttpResponse {
     let Some(format) = negotiate(&headers) else {
         return not_acceptable();
+    };
+    let principal = match authenticate(&state, &headers, format).await {
+        Ok(principal) => principal,
+        Err(response) => return response,
     };
     if !is_json_content_type(&headers) {
         return request_error(
@@ -404,7 +451,7 @@ pub async fn graphql_post(
             );
         }
     };
-    run(&state, format, batch, &request_id.0, false).await
+    run(&state, format, batch, &request_id.0, false, principal).await
 }
 
 /// One operation as it arrived: the GraphQL request and, for a persisted document, its id.
@@ -527,6 +574,10 @@ pub async fn graphql_get(
     let Some(format) = negotiate(&headers) else {
         return not_acceptable();
     };
+    let principal = match authenticate(&state, &headers, format).await {
+        Ok(principal) => principal,
+        Err(response) => return response,
+    };
     let Some(params) = params else {
         return request_error(
             StatusCode::BAD_REQUEST,
@@ -575,6 +626,7 @@ pub async fn graphql_get(
         }),
         &request_id.0,
         true,
+        principal,
     )
     .await
 }

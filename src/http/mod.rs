@@ -14,9 +14,11 @@ use tower_http::{
         CompressionLayer,
         predicate::{NotForContentType, Predicate, SizeAbove},
     },
+    cors::{AllowOrigin, CorsLayer},
 };
 
 use crate::{
+    auth::Authenticator,
     config::Config,
     db::Db,
     graphql::{AppSchema, pipeline::DocumentCache},
@@ -42,6 +44,29 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Persisted and trusted documents.
     pub persisted: Arc<persisted::PersistedDocuments>,
+    /// How callers are authenticated.
+    pub auth: Arc<Authenticator>,
+}
+
+/// CORS for the allow-listed origins only (none by default: browsers on other origins are
+/// refused by their own same-origin rules).
+fn cors_layer(origins: &[String]) -> CorsLayer {
+    use axum::http::{HeaderName, HeaderValue, Method, header};
+    let origins: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::list(origins))
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers([
+            header::CONTENT_TYPE,
+            header::AUTHORIZATION,
+            header::ACCEPT,
+            HeaderName::from_static(middleware::REQUEST_ID_HEADER),
+        ])
+        .expose_headers([HeaderName::from_static(middleware::REQUEST_ID_HEADER)])
+        .max_age(std::time::Duration::from_secs(600))
 }
 
 /// The application's routes and middleware.
@@ -52,6 +77,7 @@ pub fn router(state: AppState) -> Router {
             .and(NotForContentType::IMAGES)
             .and(NotForContentType::SSE),
     );
+    let cors = cors_layer(&state.config.cors_allowed_origins);
     Router::new()
         .route(
             "/graphql",
@@ -62,6 +88,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(health::metrics))
         .fallback(health::not_found)
         .layer(compression)
+        .layer(cors)
         .layer(CatchPanicLayer::custom(middleware::panic_response))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -11,7 +11,9 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::{
-    Actor, now_micros,
+    Actor,
+    audit::{self, AuditEntry},
+    now_micros,
     page::{Direction, Page, PageWindow, like_contains_pattern},
 };
 use crate::{
@@ -126,7 +128,11 @@ pub async fn create_fund(db: &Db, actor: &Actor, new: NewFund) -> Result<fund::M
     };
     let txn = db.begin(actor.deadline).await?;
     let created = db
-        .guard(actor.deadline, async { Ok(model.insert(&txn).await?) })
+        .guard(actor.deadline, async {
+            let created = model.insert(&txn).await?;
+            audit::record(&txn, actor, fund_entry("createFund", created.id)).await?;
+            Ok(created)
+        })
         .await?;
     db.commit(txn).await?;
     Ok(created)
@@ -165,7 +171,11 @@ pub async fn update_fund(
 ) -> Result<fund::Model, AppError> {
     let txn = db.begin(actor.deadline).await?;
     let updated = db
-        .guard(actor.deadline, apply_fund_changes(&txn, changes))
+        .guard(actor.deadline, async {
+            let updated = apply_fund_changes(&txn, changes).await?;
+            audit::record(&txn, actor, fund_entry("updateFund", updated.id)).await?;
+            Ok(updated)
+        })
         .await?;
     db.commit(txn).await?;
     Ok(updated)
@@ -216,6 +226,15 @@ async fn apply_fund_changes(
     }
     model.updated_at = Set(updated_at);
     Ok(model.update(txn).await?)
+}
+
+fn fund_entry(operation: &'static str, id: Uuid) -> AuditEntry {
+    AuditEntry {
+        operation,
+        entity: "fund",
+        entity_id: id,
+        related_ids: Vec::new(),
+    }
 }
 
 /// The contract's (GraphQL) name of a status, for messages.

@@ -88,9 +88,10 @@ fn unknown_investor(id: Uuid) -> AppError {
     }
 }
 
-/// The lock, the closed check and the insert as one statement, so one round trip: the fund row
-/// is locked (`FOR UPDATE`; a racing close is waited for and re-read), and the insert only
-/// happens while the fund is not closed. A single statement commits or rolls back as a whole.
+/// The lock, the closed check, the insert and its audit row as one statement, so one round
+/// trip: the fund row is locked (`FOR UPDATE`; a racing close is waited for and re-read), and
+/// the insert (with its audit row) only happens while the fund is not closed. A single
+/// statement commits or rolls back as a whole.
 const CREATE_INVESTMENT_SQL: &str = "\
 WITH fund AS (\
     SELECT id, status FROM funds WHERE id = $1 FOR UPDATE\
@@ -99,6 +100,11 @@ WITH fund AS (\
     SELECT $2::uuid, fund.id, $3::uuid, $4::numeric(20,2), $5::date, $6::timestamptz \
     FROM fund WHERE fund.status <> 'Closed' \
     RETURNING id\
+), audit AS (\
+    INSERT INTO audit_events (id, subject, operation, entity, entity_id, related_ids, request_id) \
+    SELECT $7::uuid, $8::varchar, 'createInvestment', 'investment', created.id, \
+           ARRAY[$1::uuid, $3::uuid], $9::varchar \
+    FROM created\
 ) \
 SELECT fund.status, created.id FROM fund LEFT JOIN created ON true";
 
@@ -129,6 +135,9 @@ pub async fn create_investment(
             model.amount_usd.into(),
             model.investment_date.into(),
             model.created_at.into(),
+            Uuid::now_v7().into(),
+            actor.subject.clone().into(),
+            actor.request_id.clone().into(),
         ],
     );
     let outcome = db

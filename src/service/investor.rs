@@ -12,7 +12,9 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::{
-    Actor, now_micros,
+    Actor,
+    audit::{self, AuditEntry},
+    now_micros,
     page::{Direction, Page, PageWindow},
 };
 use crate::{
@@ -132,7 +134,19 @@ pub async fn create_investor(
     new: NewInvestor,
 ) -> Result<investor::Model, AppError> {
     let txn = db.begin(actor.deadline).await?;
-    let created = db.guard(actor.deadline, insert_investor(&txn, new)).await?;
+    let created = db
+        .guard(actor.deadline, async {
+            let created = insert_investor(&txn, new).await?;
+            let entry = AuditEntry {
+                operation: "createInvestor",
+                entity: "investor",
+                entity_id: created.id,
+                related_ids: Vec::new(),
+            };
+            audit::record(&txn, actor, entry).await?;
+            Ok(created)
+        })
+        .await?;
     db.commit(txn).await?;
     Ok(created)
 }

@@ -2,6 +2,7 @@
 //! functions over `&impl ConnectionTrait` so they work on the pool or inside a transaction.
 //! Nothing here knows about GraphQL.
 
+pub mod audit;
 pub mod fund;
 pub mod investment;
 pub mod investor;

@@ -309,7 +309,9 @@ impl TestApp {
         let conn = Database::connect(db::connect_options(&config.database, &url))
             .await
             .expect("connect to the test database");
-        let state = build_state(Db::with_probe(conn, &url), config).expect("state");
+        let state = build_state(Db::with_probe(conn, &url), config)
+            .await
+            .expect("state");
         let router = http::router(state.clone());
         TestApp {
             database,
@@ -326,7 +328,11 @@ impl TestApp {
         let conn = Database::connect(db::connect_options(&config.database, &self.url))
             .await
             .expect("connect to the test database");
-        http::router(build_state(Db::with_probe(conn, &self.url), config).expect("state"))
+        http::router(
+            build_state(Db::with_probe(conn, &self.url), config)
+                .await
+                .expect("state"),
+        )
     }
 
     /// The database handle (statement counters, raw SQL).
