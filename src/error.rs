@@ -176,6 +176,9 @@ pub enum AppError {
     Forbidden {
         /// The scope needed.
         scope: crate::auth::Scope,
+        /// The argument that needs it, when the field itself is allowed (e.g.
+        /// `filter.email`, which would otherwise let a caller probe personal data).
+        argument: Option<&'static str>,
     },
     /// A statement ran over the database's statement timeout, or the request over its deadline.
     #[error("the request took too long and was cancelled")]
@@ -225,6 +228,10 @@ impl AppError {
         match self {
             AppError::BadUserInput { field, .. } => Some(field),
             AppError::NotFound { field, .. } | AppError::Conflict { field, .. } => Some(field),
+            AppError::Forbidden {
+                argument: Some(field),
+                ..
+            } => Some(field),
             _ => None,
         }
     }
@@ -372,6 +379,7 @@ mod tests {
             (
                 AppError::Forbidden {
                     scope: crate::auth::Scope::PiiRead,
+                    argument: None,
                 },
                 "FORBIDDEN",
             ),

@@ -193,7 +193,7 @@ pub async fn build_authenticator(config: &Config) -> anyhow::Result<Authenticato
     .await
     .map_err(|e| anyhow::anyhow!("authentication configuration: {e}"))?;
     tracing::info!(?verifier, "bearer tokens required");
-    Ok(Authenticator::Jwt(verifier))
+    Ok(Authenticator::Jwt(Box::new(verifier)))
 }
 
 /// The state handlers share: the schema over the database, the authenticator and the

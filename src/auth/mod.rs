@@ -119,7 +119,7 @@ pub enum Authenticator {
     /// No auth configured (development only): every request is [`Principal::development`].
     Open,
     /// Bearer JWTs.
-    Jwt(JwtVerifier),
+    Jwt(Box<JwtVerifier>),
 }
 
 impl Authenticator {

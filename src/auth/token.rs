@@ -78,6 +78,7 @@ pub fn mint_hs256(secret: &str, request: &TokenRequest<'_>) -> Result<String, St
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -348,6 +348,11 @@ fn classify_field_error(err: &mut ServerError) {
         }
         err.message = app.public_message();
         set_code(err, code, app.field());
+        if let AppError::Forbidden { scope, .. } = app
+            && let Some(ext) = err.extensions.as_mut()
+        {
+            ext.set("scope", scope.as_str());
+        }
     } else if err.message.starts_with("Failed to parse") || err.message.starts_with("Invalid value")
     {
         set_code(err, ErrorCode::BadUserInput, None);

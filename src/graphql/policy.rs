@@ -99,6 +99,35 @@ pub const FIELD_POLICY: &[(&str, &str, Access)] = &[
     ("AuditEventEdge", "node", Open),
 ];
 
+/// Arguments that need a scope of their own, beyond their field's: filtering investors by
+/// email would let a caller without `pii:read` test whether an address is a customer.
+pub const ARGUMENT_POLICY: &[(&str, &str, &str, Scope)] =
+    &[("Query", "investors", "filter.email", PiiRead)];
+
+/// Checks an argument's rule for the caller (call it when the argument is given): `FORBIDDEN`
+/// naming the argument without the scope it needs; an argument missing from the table is
+/// refused.
+pub fn authorize_argument(
+    ctx: &Context<'_>,
+    type_name: &str,
+    field: &str,
+    argument: &'static str,
+) -> Result<(), AppError> {
+    let rule = ARGUMENT_POLICY
+        .iter()
+        .find(|(t, f, a, _)| *t == type_name && *f == field && *a == argument);
+    match rule {
+        Some((_, _, _, scope)) if granted(ctx, *scope) => Ok(()),
+        Some((_, _, _, scope)) => Err(AppError::Forbidden {
+            scope: *scope,
+            argument: Some(argument),
+        }),
+        None => Err(AppError::Internal(format!(
+            "{type_name}.{field}({argument}) has no access rule in graphql::policy"
+        ))),
+    }
+}
+
 /// The access rule of a field, if it is listed.
 pub fn access(type_name: &str, field: &str) -> Option<Access> {
     FIELD_POLICY
@@ -118,7 +147,10 @@ pub fn authorize(ctx: &Context<'_>, type_name: &str, field: &str) -> Result<(), 
     match access(type_name, field) {
         Some(Open) => Ok(()),
         Some(Needs(scope)) if granted(ctx, scope) => Ok(()),
-        Some(Needs(scope)) => Err(AppError::Forbidden { scope }),
+        Some(Needs(scope)) => Err(AppError::Forbidden {
+            scope,
+            argument: None,
+        }),
         None => Err(AppError::Internal(format!(
             "{type_name}.{field} has no access rule in graphql::policy"
         ))),

@@ -14,7 +14,7 @@ use super::{
 };
 use crate::service;
 
-use super::policy::authorize;
+use super::policy::{authorize, authorize_argument};
 
 /// Read operations.
 #[derive(Debug, Default)]
@@ -77,6 +77,9 @@ impl QueryRoot {
         >,
     ) -> async_graphql::Result<Connection<Investor>> {
         authorize(ctx, "Query", "investors")?;
+        if filter.as_ref().is_some_and(|f| f.email.is_some()) {
+            authorize_argument(ctx, "Query", "investors", "filter.email")?;
+        }
         let args = PageArgs {
             first,
             after,
