@@ -117,15 +117,18 @@ wait_http() { # url body
   return 1
 }
 
-drive() { # system url workload concurrency pid
+drive() { # system url workload concurrency pid [driver args...]
   local wl; wl=$(echo "$3" | tr 'W' 'w')
   local json
   json=$("$DRIVER" --url "$2" --body "$OUT/bodies/$1-$wl.json" --funds "$OUT/open_funds.txt" \
-    --investors "$OUT/investors.txt" --concurrency "$4" --warmup "$WARMUP" --duration "$DURATION" --pid "$5")
+    --investors "$OUT/investors.txt" --concurrency "$4" --warmup "$WARMUP" --duration "$DURATION" --pid "$5" "${@:6}")
   record "$1" "$3" "$4" "$json"
   log "$1 $3 c=$4: $json"
 }
 
+# titanbay runs as in production: authentication on (HS256), every request verifies a token.
+export AUTH_HS256_SECRET=bench-only-secret-0123456789abcdef-0123 AUTH_ISSUER=titanbay-bench AUTH_AUDIENCE=titanbay
+TOKEN=$("$BIN" token --subject bench --ttl 86400)
 if [[ " $SYSTEMS " == *" titanbay "* ]]; then
   log "titanbay: cold start to ready on the migrated database (5 runs)"
   STARTS=()
@@ -142,9 +145,9 @@ if [[ " $SYSTEMS " == *" titanbay "* ]]; then
 
   DATABASE_URL=$DB_URL PORT=$APP_PORT "$BIN" serve > "$OUT/titanbay.log" 2>&1 &
   APP_PID=$!; PIDS+=($APP_PID)
-  wait_http "http://127.0.0.1:$APP_PORT/graphql" '{"query":"{ __typename }"}'
+  until curl -fsS -o /dev/null "http://127.0.0.1:$APP_PORT/readyz" 2>/dev/null; do sleep 0.05; done
   for w in $ONLY; do for c in $CONCURRENCY; do
-    drive titanbay "http://127.0.0.1:$APP_PORT/graphql" "$w" "$c" "$APP_PID"
+    drive titanbay "http://127.0.0.1:$APP_PORT/graphql" "$w" "$c" "$APP_PID" --token "$TOKEN"
   done; done
   kill -INT $APP_PID; wait $APP_PID 2>/dev/null || true
 fi

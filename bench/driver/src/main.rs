@@ -53,6 +53,9 @@ struct Args {
     /// Driver threads.
     #[arg(long, default_value_t = 1)]
     threads: usize,
+    /// Bearer token sent as `Authorization: Bearer <token>` (for a server with auth on).
+    #[arg(long)]
+    token: Option<String>,
 }
 
 struct Target {
@@ -126,7 +129,7 @@ async fn user(
     investors: Arc<Vec<String>>,
     shared: Arc<Shared>,
 ) -> anyhow::Result<Histogram<u64>> {
-    let _ = &args;
+    let authorization = args.token.as_ref().map(|t| format!("Bearer {t}"));
     let mut histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
     let stream = TcpStream::connect((target.host.as_str(), target.port)).await?;
     stream.set_nodelay(true)?;
@@ -136,11 +139,14 @@ async fn user(
     let host = format!("{}:{}", target.host, target.port);
     while !shared.stop.load(Ordering::Relaxed) {
         let body = render(&template, &funds, &investors);
-        let request = Request::post(target.path.as_str())
+        let mut request = Request::post(target.path.as_str())
             .header("host", host.as_str())
             .header("content-type", "application/json")
-            .header("accept", "application/json")
-            .body(Full::new(Bytes::from(body)))?;
+            .header("accept", "application/json");
+        if let Some(authorization) = &authorization {
+            request = request.header("authorization", authorization.as_str());
+        }
+        let request = request.body(Full::new(Bytes::from(body)))?;
         let started = Instant::now();
         sender.ready().await?;
         let response = sender.send_request(request).await?;
