@@ -295,7 +295,8 @@ impl LocalPostgres {
                 "dynamic_shared_memory_type=mmap",
             ]
         } else {
-            &["max_connections=100"]
+            // Room for the pool (30), psql sessions and a 128-client pgbench next to it.
+            &["max_connections=200"]
         };
         for setting in settings {
             command.arg("-c").arg(setting);
