@@ -82,6 +82,18 @@ for w in workloads:
     ok = ratio >= 3 and share >= goals.get(w, 0) and t["p99_ms"] <= third and t["errors"] == 0
     print(f"| {w} | {ratio:.2f}× | {share:.0f} % ({goals.get(w, 0)} %) | {t['p99_ms']:.2f} ms vs {third:.2f} ms | {t['errors']} | {'yes' if ok else 'no'} |")
 
+cpu_rows = [(w, by.get(("titanbay", w, 32)), by.get(("postgraphile", w, 32))) for w in workloads]
+if any(t and t.get("server_cpu_us_per_req") for _, t, _ in cpu_rows):
+    print("\n### Where the CPU goes at 32 clients\n")
+    print("Server CPU per request (user + system), and the server's share of all the CPU the machine spent "
+          "(server + PostgreSQL + driver) during the recorded seconds; `busy` is how much of the 2 cores was in use.\n")
+    print("| workload | titanbay µs/req | titanbay share | busy | PostGraphile µs/req | PostGraphile share | busy |")
+    print("|---|---|---|---|---|---|---|")
+    pct = lambda r, k: f"{100 * r[k]:.0f} %" if r and r.get(k) is not None else "–"
+    us = lambda r: f"{r['server_cpu_us_per_req']:.0f}" if r and r.get("server_cpu_us_per_req") is not None else "–"
+    for w, t, g in cpu_rows:
+        print(f"| {w} | {us(t)} | {pct(t, 'server_cpu_share')} | {pct(t, 'machine_busy')} | {us(g)} | {pct(g, 'server_cpu_share')} | {pct(g, 'machine_busy')} |")
+
 start = by.get(("titanbay", "start", 0))
 if start:
     ms = start["cold_start_ms"]

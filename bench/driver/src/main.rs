@@ -211,6 +211,7 @@ async fn run(args: Arc<Args>) -> anyhow::Result<()> {
     tokio::time::sleep(Duration::from_secs_f64(args.warmup)).await;
     shared.recording.store(true, Ordering::Relaxed);
     let started = Instant::now();
+    let cpu_before = (args.pid.and_then(process_cpu_ticks), machine_cpu_ticks());
     let mut peak_rss = 0u64;
     let end = started + Duration::from_secs_f64(args.duration);
     while Instant::now() < end {
@@ -224,6 +225,7 @@ async fn run(args: Arc<Args>) -> anyhow::Result<()> {
     }
     shared.recording.store(false, Ordering::Relaxed);
     let elapsed = started.elapsed().as_secs_f64();
+    let cpu_after = (args.pid.and_then(process_cpu_ticks), machine_cpu_ticks());
     shared.stop.store(true, Ordering::Relaxed);
     let mut total = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
     let mut failures = Vec::new();
@@ -234,6 +236,25 @@ async fn run(args: Arc<Args>) -> anyhow::Result<()> {
         }
     }
     let requests = total.len();
+    // CPU the server used per request, and its share of all the CPU the machine was busy with
+    // (server, PostgreSQL, this driver): how much of the box the server itself costs.
+    let (server_cpu_us, server_share) = match (cpu_before, cpu_after) {
+        ((Some(p0), Some((busy0, _))), (Some(p1), Some((busy1, _)))) if requests > 0 => {
+            let server = p1.saturating_sub(p0) as f64;
+            let busy = busy1.saturating_sub(busy0).max(1) as f64;
+            (
+                Some(server * 1e6 / CLOCK_TICKS_PER_SEC / requests as f64),
+                Some(server / busy),
+            )
+        }
+        _ => (None, None),
+    };
+    let machine_busy = match (cpu_before.1, cpu_after.1) {
+        (Some((b0, t0)), Some((b1, t1))) if t1 > t0 => {
+            Some(b1.saturating_sub(b0) as f64 / (t1 - t0) as f64)
+        }
+        _ => None,
+    };
     let errors = shared.errors.load(Ordering::Relaxed) + failures.len() as u64;
     let report = serde_json::json!({
         "requests": requests,
@@ -243,8 +264,40 @@ async fn run(args: Arc<Args>) -> anyhow::Result<()> {
         "p99_ms": total.value_at_quantile(0.99) as f64 / 1000.0,
         "max_ms": total.max() as f64 / 1000.0,
         "peak_rss_kib": peak_rss,
+        "server_cpu_us_per_req": server_cpu_us,
+        "server_cpu_share": server_share,
+        "machine_busy": machine_busy,
         "first_error": shared.first_error.lock().ok().and_then(|e| e.clone()).or_else(|| failures.first().cloned()),
     });
     println!("{report}");
     Ok(())
+}
+
+/// Linux's `USER_HZ` (the unit of `/proc` CPU times) on every mainstream architecture.
+const CLOCK_TICKS_PER_SEC: f64 = 100.0;
+
+/// User plus system CPU time of a process, in clock ticks.
+fn process_cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command (which may contain spaces) start after the last ')'.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the command.
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(utime + stime)
+}
+
+/// The machine's busy and total CPU time, in clock ticks (from `/proc/stat`).
+fn machine_cpu_ticks() -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().next()?;
+    let values: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    let total: u64 = values.iter().take(8).sum();
+    let idle = values.get(3)? + values.get(4).copied().unwrap_or(0);
+    Some((total - idle, total))
 }
