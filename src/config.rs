@@ -160,6 +160,9 @@ pub struct Limits {
     pub max_fields: usize,
     /// `REQUEST_TIMEOUT_SECS`: a request running longer is cut off (default 30).
     pub request_timeout: Duration,
+    /// `MAX_CONCURRENT_REQUESTS`: GraphQL requests that run at once; more wait their turn
+    /// until their deadline (default 8 per CPU core; 0: no limit).
+    pub max_concurrent_requests: usize,
 }
 
 impl Default for Limits {
@@ -172,6 +175,8 @@ impl Default for Limits {
             max_batch_size: 10,
             max_fields: 1000,
             request_timeout: Duration::from_secs(30),
+            max_concurrent_requests: 8 * std::thread::available_parallelism()
+                .map_or(2, std::num::NonZeroUsize::get),
         }
     }
 }
@@ -352,6 +357,8 @@ impl Config {
                 max_fields: r.parse("MAX_FIELDS", defaults.max_fields)?,
                 request_timeout: r
                     .secs("REQUEST_TIMEOUT_SECS", defaults.request_timeout.as_secs())?,
+                max_concurrent_requests: r
+                    .parse("MAX_CONCURRENT_REQUESTS", defaults.max_concurrent_requests)?,
             },
             graphiql: r.flag("GRAPHIQL", dev)?,
             introspection: r.flag("GRAPHQL_INTROSPECTION", dev)?,

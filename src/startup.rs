@@ -12,7 +12,7 @@ use crate::{
     config::{AppEnv, Config},
     db::{self, Db},
     graphql::{self, pipeline::DocumentCache},
-    http::{self, AppState, persisted::PersistedDocuments},
+    http::{self, AppState, persisted::PersistedDocuments, slots::ExecutionSlots},
     local_pg::{self, LocalPgOptions, LocalPostgres},
     metrics::Metrics,
 };
@@ -222,6 +222,7 @@ pub async fn build_state(db: Db, config: Config) -> anyhow::Result<AppState> {
     Ok(AppState {
         schema,
         db,
+        slots: Arc::new(ExecutionSlots::new(config.limits.max_concurrent_requests)),
         config: Arc::new(config),
         documents: Arc::new(DocumentCache::new(DOCUMENT_CACHE_SIZE)),
         metrics: Arc::new(Metrics::default()),

@@ -169,6 +169,78 @@ async fn a_slow_request_is_cut_off_and_its_connection_freed() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_over_the_concurrency_bound_wait_their_turn_until_their_deadline() {
+    let app = Arc::new(
+        TestApp::spawn_with(|c| {
+            c.limits.max_concurrent_requests = 1;
+            c.limits.request_timeout = Duration::from_millis(600);
+        })
+        .await,
+    );
+    assert_eq!(app.state.slots.limit(), 1);
+    // Just under: a request finds the slot free.
+    assert!(
+        app.gql("{ funds { totalCount } }", json!({}))
+            .await
+            .get("errors")
+            .is_none()
+    );
+    // At the bound: while the only slot is taken, a request waits (it is counted as waiting
+    // and does not answer), and runs as soon as the slot comes free.
+    let held = app.state.slots.acquire(None).await.expect("a free slot");
+    let waiter = {
+        let app = Arc::clone(&app);
+        tokio::spawn(async move { app.gql("{ funds { totalCount } }", json!({})).await })
+    };
+    let mut waited = false;
+    for _ in 0..200 {
+        if app.state.slots.waiting() == 1 {
+            waited = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(waited, "the second request never queued");
+    assert!(!waiter.is_finished());
+    let metrics = app
+        .send(Request::get("/metrics").body(Body::empty()).unwrap())
+        .await;
+    let series = parse_metrics(&String::from_utf8_lossy(&metrics.raw));
+    let value = |name: &str| series.iter().find(|(s, _)| s == name).map(|(_, v)| *v);
+    assert_eq!(value("titanbay_graphql_requests_waiting"), Some(1.0));
+    assert_eq!(value("titanbay_graphql_requests_running"), Some(1.0));
+    assert_eq!(value("titanbay_graphql_max_concurrent_requests"), Some(1.0));
+    drop(held);
+    let body = waiter.await.unwrap();
+    assert!(body.get("errors").is_none(), "{body:#}");
+    assert_eq!(body["data"]["funds"]["totalCount"], 0);
+    // Over: a request that cannot get a slot before its deadline is refused with
+    // REQUEST_TIMEOUT and HTTP 503, without having run anything.
+    let held = app.state.slots.acquire(None).await.expect("a free slot");
+    let before = app.statements();
+    let response = app
+        .send(post(json!({
+            "query": "mutation { createFund(input: {name: \"Queued\", vintageYear: 2024, targetSizeUsd: \"1.00\", status: FUNDRAISING}) { id } }"
+        })))
+        .await;
+    assert_eq!(response.status, 503);
+    assert_eq!(
+        codes(&response.body),
+        ["REQUEST_TIMEOUT"],
+        "{:#}",
+        response.body
+    );
+    assert_eq!(app.statements(), before, "nothing ran");
+    assert_eq!(app.state.slots.waiting(), 0);
+    drop(held);
+    let body = app.gql("{ funds { totalCount } }", json!({})).await;
+    assert_eq!(
+        body["data"]["funds"]["totalCount"], 0,
+        "the queued mutation never ran"
+    );
+}
+
 #[tokio::test]
 async fn the_database_cancels_statements_over_its_timeout() {
     let app = TestApp::spawn_with(|c| {

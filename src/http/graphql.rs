@@ -277,6 +277,18 @@ async fn run(
         request_id: request_id.to_owned(),
         deadline: Some(tokio::time::Instant::now() + state.config.limits.request_timeout),
     };
+    // Held until the response is written: execution and serialisation both count.
+    let Some(_slot) = state.slots.acquire(actor.deadline).await else {
+        return request_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format,
+            ErrorCode::RequestTimeout,
+            format!(
+                "the server was too busy to start the request within {:?}; nothing was run",
+                state.config.limits.request_timeout
+            ),
+        );
+    };
     match batch {
         Batch::Single(incoming) => {
             let operation = incoming.request.operation_name.clone();

@@ -47,9 +47,24 @@ pub async fn metrics(State(state): State<AppState>) -> axum::response::Response 
     if !state.config.metrics {
         return not_found().await.into_response();
     }
-    let body = state
+    let mut body = state
         .metrics
         .render(&state.db, state.config.database.max_connections);
+    let slots = &state.slots;
+    body.push_str(&format!(
+        "# HELP titanbay_graphql_requests_running GraphQL requests running now.\n\
+         # TYPE titanbay_graphql_requests_running gauge\n\
+         titanbay_graphql_requests_running {}\n\
+         # HELP titanbay_graphql_requests_waiting GraphQL requests waiting for a free slot.\n\
+         # TYPE titanbay_graphql_requests_waiting gauge\n\
+         titanbay_graphql_requests_waiting {}\n\
+         # HELP titanbay_graphql_max_concurrent_requests The bound on running requests (0: none).\n\
+         # TYPE titanbay_graphql_max_concurrent_requests gauge\n\
+         titanbay_graphql_max_concurrent_requests {}\n",
+        slots.running(),
+        slots.waiting(),
+        slots.limit()
+    ));
     (
         [(
             axum::http::header::CONTENT_TYPE,

@@ -4,6 +4,7 @@ pub mod graphql;
 pub mod health;
 pub mod middleware;
 pub mod persisted;
+pub mod slots;
 
 use std::sync::Arc;
 
@@ -46,6 +47,8 @@ pub struct AppState {
     pub persisted: Arc<persisted::PersistedDocuments>,
     /// How callers are authenticated.
     pub auth: Arc<Authenticator>,
+    /// How many GraphQL requests may run at once.
+    pub slots: Arc<slots::ExecutionSlots>,
 }
 
 /// CORS for the allow-listed origins only (none by default: browsers on other origins are
