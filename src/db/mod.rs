@@ -57,6 +57,14 @@ pub struct Db {
     health: Arc<DbHealth>,
 }
 
+/// Completes when `deadline` passes; never when there is none.
+pub async fn expiry(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
 impl Db {
     /// Wraps a pool, hooking the statement counters into it. Without a probe the database is
     /// assumed reachable (command-line tools).
@@ -125,12 +133,7 @@ impl Db {
         work: impl Future<Output = Result<T, AppError>>,
     ) -> Result<T, AppError> {
         self.ensure_reachable()?;
-        let expiry = async {
-            match deadline {
-                Some(at) => tokio::time::sleep_until(at).await,
-                None => std::future::pending().await,
-            }
-        };
+        let expiry = expiry(deadline);
         let result = tokio::select! {
             result = work => result,
             () = self.health.unreachable() => Err(AppError::ServiceUnavailable(None)),
@@ -154,12 +157,7 @@ impl Db {
         work: impl Future<Output = Result<T, AppError>>,
     ) -> Result<T, AppError> {
         self.ensure_reachable()?;
-        let expiry = async {
-            match deadline {
-                Some(at) => tokio::time::sleep_until(at).await,
-                None => std::future::pending().await,
-            }
-        };
+        let expiry = expiry(deadline);
         let unknown = |why: &str| AppError::CommitOutcomeUnknown(DbErr::Custom(why.to_owned()));
         let result = tokio::select! {
             result = work => result,

@@ -228,13 +228,7 @@ async fn execute_one(
         });
     let work = track(quiescence, state.schema.execute(request));
     tokio::pin!(work);
-    let deadline = actor.deadline.map(tokio::time::sleep_until);
-    let mut deadline = std::pin::pin!(async move {
-        match deadline {
-            Some(sleep) => sleep.await,
-            None => std::future::pending().await,
-        }
-    });
+    let mut deadline = std::pin::pin!(crate::db::expiry(actor.deadline));
     let abandoned = |code: ErrorCode, message: String| Outcome {
         // Execution started but was stopped: no data, one coded error.
         response: Response::from_errors(vec![coded_error(code, message, None)]),
