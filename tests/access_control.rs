@@ -756,6 +756,39 @@ async fn bad_tokens_are_refused_with_unauthenticated() {
 }
 
 #[tokio::test]
+async fn a_remembered_token_is_refused_once_it_expires() {
+    let app = TestApp::spawn_with(|c| {
+        hs256(c);
+        c.auth.leeway = Duration::ZERO;
+    })
+    .await;
+    let query = "{ funds { totalCount } }";
+    let mut short = claims();
+    short["exp"] = json!(now() + 2);
+    let token = sign_hs256(&short, SECRET);
+    // Verified once, then answered from memory.
+    call_ok(&app, &token, query, json!({})).await;
+    call_ok(&app, &token, query, json!({})).await;
+    while now() <= short["exp"].as_u64().unwrap() {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        codes(&call(&app, &token, query, json!({})).await),
+        ["UNAUTHENTICATED"]
+    );
+    // A token that failed is never remembered as good.
+    let mut bad = claims();
+    bad["aud"] = json!("someone-else");
+    let bad = sign_hs256(&bad, SECRET);
+    for _ in 0..2 {
+        assert_eq!(
+            codes(&call(&app, &bad, query, json!({})).await),
+            ["UNAUTHENTICATED"]
+        );
+    }
+}
+
+#[tokio::test]
 async fn es256_and_rs256_tokens_verify_against_the_jwks_file() {
     let app = TestApp::spawn_with(|c| {
         c.auth.jwks_file = Some(fixture("jwks-a.json"));
@@ -820,9 +853,14 @@ async fn a_rotated_jwks_file_is_picked_up_without_a_restart() {
         codes(&call(&app, &new, query, json!({})).await),
         ["UNAUTHENTICATED"]
     );
-    // Rotate: the new key replaces the old one.
+    // Rotate: the new key replaces the old one. The old token, verified (and remembered)
+    // above, is refused as soon as the key set it was checked against is stale.
     std::fs::copy(fixture("jwks-b.json"), &path).unwrap();
     tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(
+        codes(&call(&app, &old, query, json!({})).await),
+        ["UNAUTHENTICATED"]
+    );
     call_ok(&app, &new, query, json!({})).await;
     assert_eq!(
         codes(&call(&app, &old, query, json!({})).await),

@@ -253,19 +253,81 @@ fn plan_nodes(plan: &Value, out: &mut Vec<Value>) {
     }
 }
 
+/// The plan the server's own connections run `stmt` with: prepared on one of the app's pooled
+/// connections (which carry `plan_cache_mode = force_generic_plan`) and explained through
+/// `EXECUTE`, so this is the cached generic plan, made without the parameters' values.
 async fn explain(app: &TestApp, stmt: Statement) -> Vec<Value> {
-    let explained = Statement {
-        sql: format!("EXPLAIN (FORMAT JSON) {}", stmt.sql),
-        ..stmt
-    };
-    let row = app
-        .db()
-        .conn
-        .query_one_raw(explained)
+    use sea_orm::TransactionTrait;
+    let txn = app.db().conn.begin().await.unwrap();
+    let mode: String = txn
+        .query_one_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "SHOW plan_cache_mode",
+        ))
         .await
         .unwrap()
+        .unwrap()
+        .try_get_by_index(0)
         .unwrap();
+    assert_eq!(mode, "force_generic_plan");
+    txn.execute_raw(Statement::from_string(
+        DbBackend::Postgres,
+        format!("PREPARE tb_explain AS {}", stmt.sql),
+    ))
+    .await
+    .unwrap();
+    // `EXECUTE` takes no bind parameters inside `EXPLAIN`: the arguments are written as
+    // literals of the prepared statement's parameter types, in PostgreSQL's own text form.
+    let types: Vec<String> = txn
+        .query_one_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT parameter_types::text[] FROM pg_prepared_statements WHERE name = 'tb_explain'",
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get_by_index(0)
+        .unwrap();
+    let texts: Vec<String> = if types.is_empty() {
+        Vec::new()
+    } else {
+        let casts: Vec<String> = (1..=types.len()).map(|n| format!("${n}::text")).collect();
+        let row = txn
+            .query_one_raw(Statement {
+                sql: format!("SELECT ARRAY[{}]", casts.join(", ")),
+                ..stmt.clone()
+            })
+            .await
+            .unwrap()
+            .unwrap();
+        row.try_get_by_index(0).unwrap()
+    };
+    let arguments: Vec<String> = texts
+        .iter()
+        .zip(&types)
+        .map(|(text, ty)| format!("'{}'::{ty}", text.replace('\'', "''")))
+        .collect();
+    let explained = Statement::from_string(
+        DbBackend::Postgres,
+        if arguments.is_empty() {
+            "EXPLAIN (FORMAT JSON) EXECUTE tb_explain".to_owned()
+        } else {
+            format!(
+                "EXPLAIN (FORMAT JSON) EXECUTE tb_explain({})",
+                arguments.join(", ")
+            )
+        },
+    );
+    let row = txn.query_one_raw(explained).await.unwrap().unwrap();
     let json: Value = row.try_get_by_index(0).unwrap();
+    // Prepared statements outlive transactions.
+    txn.execute_raw(Statement::from_string(
+        DbBackend::Postgres,
+        "DEALLOCATE tb_explain",
+    ))
+    .await
+    .unwrap();
+    txn.rollback().await.unwrap();
     let mut nodes = Vec::new();
     plan_nodes(&json[0]["Plan"], &mut nodes);
     nodes

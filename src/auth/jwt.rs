@@ -41,6 +41,10 @@ pub enum KeySource {
 #[derive(Debug, Deserialize)]
 struct Claims {
     sub: Option<String>,
+    /// Checked by `jsonwebtoken`; kept to bound how long a verified token is remembered.
+    exp: u64,
+    #[serde(default)]
+    nbf: Option<u64>,
     #[serde(default)]
     scope: Option<String>,
     #[serde(default)]
@@ -108,8 +112,42 @@ fn decoding_keys(set: &JwkSet) -> HashMap<String, (DecodingKey, Algorithm)> {
     keys
 }
 
+/// How many verified tokens are remembered at most (a few hundred bytes each); when full, the
+/// memory is emptied and refilled by the tokens in use.
+const VERIFIED_CAPACITY: usize = 4096;
+
+/// A token that passed verification: who it names and the window in which it is valid.
+#[derive(Clone)]
+struct VerifiedToken {
+    principal: Principal,
+    not_before: u64,
+    expires: u64,
+    /// For a token signed with a JWKS key: when the key set it was checked against goes
+    /// stale. After that the token is verified again (which refreshes the set first).
+    keys_stale_at: Option<Instant>,
+}
+
+/// Whether a (verified) token's header names HS256.
+fn token_is_hs256(token: &str) -> bool {
+    decode_header(token).is_ok_and(|h| h.alg == Algorithm::HS256)
+}
+
+/// Seconds since the Unix epoch (the unit of `exp` and `nbf`).
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
 /// Verifies tokens against the configured keys and claims.
+///
+/// A client sends the same token with every request until it expires, so tokens that passed
+/// are remembered by their exact text (the signature covers every byte) and only their time
+/// window is checked again; a token is never accepted outside `nbf`..`exp` (with the leeway).
+/// The memory is emptied whenever the key set is reloaded, so a key removed from the JWKS
+/// stops being honoured as soon as the server sees the new set.
 pub struct JwtVerifier {
+    verified: std::sync::RwLock<HashMap<Box<str>, VerifiedToken>>,
     secret: Option<DecodingKey>,
     source: Option<KeySource>,
     cache: RwLock<KeyCache>,
@@ -152,6 +190,7 @@ impl JwtVerifier {
             return Err("AUTH_HS256_SECRET must be at least 32 characters".into());
         }
         let verifier = JwtVerifier {
+            verified: std::sync::RwLock::new(HashMap::new()),
             secret: hs256_secret.map(|s| DecodingKey::from_secret(s.as_bytes())),
             source,
             cache: RwLock::new(KeyCache {
@@ -223,6 +262,7 @@ impl JwtVerifier {
         match result {
             Ok(set) => {
                 cache.keys = decoding_keys(&set);
+                self.forget_verified();
                 cache.fetched_at = cache.attempted_at;
                 tracing::info!(keys = cache.keys.len(), "JWKS loaded");
             }
@@ -262,8 +302,60 @@ impl JwtVerifier {
         lookup(&cache).ok_or_else(|| AuthError::Invalid("unknown signing key".into()))
     }
 
+    /// Forgets every remembered token (their keys may be gone).
+    fn forget_verified(&self) {
+        if let Ok(mut verified) = self.verified.write() {
+            verified.clear();
+        }
+    }
+
+    /// The caller of a token verified before, when `now` is inside its window.
+    fn remembered(&self, token: &str, now: u64) -> Option<Principal> {
+        let verified = self.verified.read().ok()?;
+        let hit = verified.get(token)?;
+        let keys_fresh = hit.keys_stale_at.is_none_or(|t| Instant::now() < t);
+        (keys_fresh
+            && now + self.leeway >= hit.not_before
+            && now <= hit.expires.saturating_add(self.leeway))
+        .then(|| hit.principal.clone())
+    }
+
     /// Verifies a token and returns its caller.
     pub async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+        if let Some(principal) = self.remembered(token, unix_now()) {
+            return Ok(principal);
+        }
+        let (principal, not_before, expires) = self.verify_signed(token).await?;
+        let keys_stale_at = match self.source {
+            Some(_) if !token_is_hs256(token) => Some(
+                self.cache
+                    .read()
+                    .await
+                    .fetched_at
+                    .map_or_else(Instant::now, |t| t + self.timing.refresh_every),
+            ),
+            _ => None,
+        };
+        if let Ok(mut verified) = self.verified.write() {
+            if verified.len() >= VERIFIED_CAPACITY {
+                verified.clear();
+            }
+            verified.insert(
+                token.into(),
+                VerifiedToken {
+                    principal: principal.clone(),
+                    not_before,
+                    expires,
+                    keys_stale_at,
+                },
+            );
+        }
+        Ok(principal)
+    }
+
+    /// Full verification: signature, algorithm, claims. Returns the caller and the token's
+    /// `nbf` and `exp`.
+    async fn verify_signed(&self, token: &str) -> Result<(Principal, u64, u64), AuthError> {
         let header = decode_header(token).map_err(|e| AuthError::Invalid(e.to_string()))?;
         let (key, algorithm) = match header.alg {
             Algorithm::HS256 => match &self.secret {
@@ -301,9 +393,10 @@ impl JwtVerifier {
             }
             (None, None) => Vec::new(),
         };
-        Ok(Principal::new(
+        let principal = Principal::new(
             data.claims.sub,
             names.iter().filter_map(|n| Scope::parse(n)),
-        ))
+        );
+        Ok((principal, data.claims.nbf.unwrap_or(0), data.claims.exp))
     }
 }

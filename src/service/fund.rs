@@ -54,7 +54,7 @@ pub async fn find_fund(
     db: &impl ConnectionTrait,
     id: Uuid,
 ) -> Result<Option<fund::Model>, AppError> {
-    Ok(fund::Entity::find_by_id(id).one(db).await?)
+    Ok(super::find_by_pk::<fund::Entity>(db, "SELECT * FROM funds WHERE id = $1", id).await?)
 }
 
 /// Funds by id, in no particular order; unknown ids are left out.

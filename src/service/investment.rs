@@ -56,7 +56,10 @@ pub async fn find_investment(
     db: &impl ConnectionTrait,
     id: Uuid,
 ) -> Result<Option<investment::Model>, AppError> {
-    Ok(investment::Entity::find_by_id(id).one(db).await?)
+    Ok(
+        super::find_by_pk::<investment::Entity>(db, "SELECT * FROM investments WHERE id = $1", id)
+            .await?,
+    )
 }
 
 /// A validated new investment.

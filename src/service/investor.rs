@@ -57,7 +57,10 @@ pub async fn find_investor(
     db: &impl ConnectionTrait,
     id: Uuid,
 ) -> Result<Option<investor::Model>, AppError> {
-    Ok(investor::Entity::find_by_id(id).one(db).await?)
+    Ok(
+        super::find_by_pk::<investor::Entity>(db, "SELECT * FROM investors WHERE id = $1", id)
+            .await?,
+    )
 }
 
 /// Investors by id; unknown ids are left out.

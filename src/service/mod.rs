@@ -26,3 +26,24 @@ pub struct Actor {
 pub fn now_micros() -> DateTime<Utc> {
     Utc::now().trunc_subsecs(6)
 }
+
+/// One row of entity `E` by primary key, with a fixed statement text (`SELECT * FROM <table>
+/// WHERE id = $1`): the text is a constant instead of being rebuilt by the query builder on
+/// every call, and PostgreSQL prepares it once per connection.
+pub(crate) async fn find_by_pk<E>(
+    db: &impl sea_orm::ConnectionTrait,
+    sql: &'static str,
+    id: uuid::Uuid,
+) -> Result<Option<E::Model>, sea_orm::DbErr>
+where
+    E: sea_orm::EntityTrait,
+{
+    E::find()
+        .from_raw_sql(sea_orm::Statement::from_sql_and_values(
+            sea_orm::DbBackend::Postgres,
+            sql,
+            [id.into()],
+        ))
+        .one(db)
+        .await
+}

@@ -15,13 +15,12 @@ use std::{
 };
 
 use anyhow::Context as _;
-use bytes::Bytes;
 use clap::Parser;
 use hdrhistogram::Histogram;
-use http_body_util::{BodyExt, Full};
-use hyper::Request;
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpStream,
+};
 
 /// Closed-loop GraphQL load driver.
 #[derive(Debug, Parser, Clone)]
@@ -121,6 +120,107 @@ struct Shared {
     first_error: std::sync::Mutex<Option<String>>,
 }
 
+/// The request's bytes: HTTP/1.1 head and body, written with one `write_all`.
+fn request_bytes(target: &Target, authorization: Option<&str>, body: &str) -> Vec<u8> {
+    let mut head = format!(
+        "POST {} HTTP/1.1\r\nhost: {}:{}\r\ncontent-type: application/json\r\naccept: application/json\r\ncontent-length: {}\r\n",
+        target.path,
+        target.host,
+        target.port,
+        body.len()
+    );
+    if let Some(authorization) = authorization {
+        head.push_str("authorization: ");
+        head.push_str(authorization);
+        head.push_str("\r\n");
+    }
+    head.push_str("\r\n");
+    let mut bytes = head.into_bytes();
+    bytes.extend_from_slice(body.as_bytes());
+    bytes
+}
+
+/// One parsed response: status and body.
+struct Answer {
+    status: u16,
+    body: Vec<u8>,
+}
+
+/// Reads one HTTP/1.1 response (`content-length` or `chunked` body) from `stream`, keeping
+/// bytes of a following response in `buf`.
+async fn read_response(stream: &mut TcpStream, buf: &mut Vec<u8>) -> anyhow::Result<Answer> {
+    let head_end = loop {
+        if let Some(at) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break at + 4;
+        }
+        fill(stream, buf).await?;
+    };
+    let head = std::str::from_utf8(&buf[..head_end]).context("response head is not UTF-8")?;
+    let mut lines = head.split("\r\n");
+    let status: u16 = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse().ok())
+        .context("no status line")?;
+    let (mut length, mut chunked) = (None, false);
+    for line in lines {
+        if let Some((name, value)) = line.split_once(':') {
+            let value = value.trim();
+            if name.eq_ignore_ascii_case("content-length") {
+                length = Some(value.parse::<usize>().context("bad content-length")?);
+            } else if name.eq_ignore_ascii_case("transfer-encoding") {
+                chunked = value.eq_ignore_ascii_case("chunked");
+            }
+        }
+    }
+    buf.drain(..head_end);
+    let body = if chunked {
+        let mut body = Vec::new();
+        loop {
+            let line_end = loop {
+                if let Some(at) = buf.windows(2).position(|w| w == b"\r\n") {
+                    break at;
+                }
+                fill(stream, buf).await?;
+            };
+            let size = std::str::from_utf8(&buf[..line_end])?
+                .split(';')
+                .next()
+                .map(str::trim)
+                .and_then(|s| usize::from_str_radix(s, 16).ok())
+                .context("bad chunk size")?;
+            while buf.len() < line_end + 2 + size + 2 {
+                fill(stream, buf).await?;
+            }
+            body.extend_from_slice(&buf[line_end + 2..line_end + 2 + size]);
+            buf.drain(..line_end + 2 + size + 2);
+            if size == 0 {
+                break body;
+            }
+        }
+    } else {
+        let length = length.context("response without content-length")?;
+        while buf.len() < length {
+            fill(stream, buf).await?;
+        }
+        buf.drain(..length).collect()
+    };
+    Ok(Answer { status, body })
+}
+
+/// Appends what the socket has to `buf`; an error at end of stream.
+async fn fill(stream: &mut TcpStream, buf: &mut Vec<u8>) -> anyhow::Result<()> {
+    buf.reserve(16 * 1024);
+    if stream.read_buf(buf).await? == 0 {
+        anyhow::bail!("connection closed by the server");
+    }
+    Ok(())
+}
+
+/// One client: a keep-alive connection sending its next request when the answer arrives.
+///
+/// HTTP/1.1 is written and parsed by hand (as `wrk` does) so that the driver, which shares the
+/// machine with the systems it measures, costs as little CPU per request as possible.
 async fn user(
     args: Arc<Args>,
     target: Arc<Target>,
@@ -131,31 +231,30 @@ async fn user(
 ) -> anyhow::Result<Histogram<u64>> {
     let authorization = args.token.as_ref().map(|t| format!("Bearer {t}"));
     let mut histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
-    let stream = TcpStream::connect((target.host.as_str(), target.port)).await?;
+    let mut stream = TcpStream::connect((target.host.as_str(), target.port)).await?;
     stream.set_nodelay(true)?;
-    let (mut sender, connection) =
-        hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-    tokio::spawn(connection);
-    let host = format!("{}:{}", target.host, target.port);
+    let templated = template.contains("{{");
+    let fixed = request_bytes(&target, authorization.as_deref(), &template);
+    let mut buf = Vec::with_capacity(64 * 1024);
     while !shared.stop.load(Ordering::Relaxed) {
-        let body = render(&template, &funds, &investors);
-        let mut request = Request::post(target.path.as_str())
-            .header("host", host.as_str())
-            .header("content-type", "application/json")
-            .header("accept", "application/json");
-        if let Some(authorization) = &authorization {
-            request = request.header("authorization", authorization.as_str());
-        }
-        let request = request.body(Full::new(Bytes::from(body)))?;
+        let rendered;
+        let request = if templated {
+            rendered = request_bytes(
+                &target,
+                authorization.as_deref(),
+                &render(&template, &funds, &investors),
+            );
+            &rendered
+        } else {
+            &fixed
+        };
         let started = Instant::now();
-        sender.ready().await?;
-        let response = sender.send_request(request).await?;
-        let status = response.status();
-        let bytes = response.into_body().collect().await?.to_bytes();
+        stream.write_all(request).await?;
+        let answer = read_response(&mut stream, &mut buf).await?;
         let elapsed = started.elapsed();
         if shared.recording.load(Ordering::Relaxed) {
             histogram.saturating_record(u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX));
-            let failed = status != 200 || bytes.windows(8).any(|w| w == b"\"errors\"");
+            let failed = answer.status != 200 || answer.body.windows(8).any(|w| w == b"\"errors\"");
             if failed {
                 shared.errors.fetch_add(1, Ordering::Relaxed);
                 let mut first = shared
@@ -164,8 +263,9 @@ async fn user(
                     .map_err(|_| anyhow::anyhow!("poisoned"))?;
                 if first.is_none() {
                     *first = Some(format!(
-                        "{status}: {}",
-                        String::from_utf8_lossy(&bytes[..bytes.len().min(300)])
+                        "{}: {}",
+                        answer.status,
+                        String::from_utf8_lossy(&answer.body[..answer.body.len().min(300)])
                     ));
                 }
             }
@@ -176,10 +276,17 @@ async fn user(
 
 fn main() -> anyhow::Result<()> {
     let args = Arc::new(Args::parse());
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(args.threads.max(1))
-        .enable_all()
-        .build()?;
+    // One thread by default: every client is a task on it, as cheap as a load generator gets.
+    let runtime = if args.threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(args.threads)
+            .enable_all()
+            .build()?
+    };
     runtime.block_on(run(args))
 }
 
@@ -212,6 +319,7 @@ async fn run(args: Arc<Args>) -> anyhow::Result<()> {
     shared.recording.store(true, Ordering::Relaxed);
     let started = Instant::now();
     let cpu_before = (args.pid.and_then(process_cpu_ticks), machine_cpu_ticks());
+    let driver_before = process_cpu_ticks(std::process::id());
     let mut peak_rss = 0u64;
     let end = started + Duration::from_secs_f64(args.duration);
     while Instant::now() < end {
@@ -226,6 +334,7 @@ async fn run(args: Arc<Args>) -> anyhow::Result<()> {
     shared.recording.store(false, Ordering::Relaxed);
     let elapsed = started.elapsed().as_secs_f64();
     let cpu_after = (args.pid.and_then(process_cpu_ticks), machine_cpu_ticks());
+    let driver_after = process_cpu_ticks(std::process::id());
     shared.stop.store(true, Ordering::Relaxed);
     let mut total = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
     let mut failures = Vec::new();
@@ -255,6 +364,13 @@ async fn run(args: Arc<Args>) -> anyhow::Result<()> {
         }
         _ => None,
     };
+    // The driver's own CPU per request: what it takes from the systems it measures.
+    let driver_cpu_us = match (driver_before, driver_after) {
+        (Some(d0), Some(d1)) if requests > 0 => {
+            Some(d1.saturating_sub(d0) as f64 * 1e6 / CLOCK_TICKS_PER_SEC / requests as f64)
+        }
+        _ => None,
+    };
     let errors = shared.errors.load(Ordering::Relaxed) + failures.len() as u64;
     let report = serde_json::json!({
         "requests": requests,
@@ -267,6 +383,7 @@ async fn run(args: Arc<Args>) -> anyhow::Result<()> {
         "server_cpu_us_per_req": server_cpu_us,
         "server_cpu_share": server_share,
         "machine_busy": machine_busy,
+        "driver_cpu_us_per_req": driver_cpu_us,
         "first_error": shared.first_error.lock().ok().and_then(|e| e.clone()).or_else(|| failures.first().cloned()),
     });
     println!("{report}");
