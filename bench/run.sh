@@ -129,7 +129,8 @@ drive() { # system url workload concurrency pid [driver args...]
 # titanbay runs as in production: authentication on (HS256), every request verifies a token.
 export AUTH_HS256_SECRET=bench-only-secret-0123456789abcdef-0123 AUTH_ISSUER=titanbay-bench AUTH_AUDIENCE=titanbay
 TOKEN=$("$BIN" token --subject bench --ttl 86400)
-if [[ " $SYSTEMS " == *" titanbay "* ]]; then
+has() { [[ " $SYSTEMS " == *" $1 "* ]]; }
+if has titanbay; then
   log "titanbay: cold start to ready on the migrated database (5 runs)"
   STARTS=()
   for _ in 1 2 3 4 5; do
@@ -142,17 +143,12 @@ if [[ " $SYSTEMS " == *" titanbay "* ]]; then
   done
   record titanbay start 0 "{\"cold_start_ms\": [$(IFS=,; echo "${STARTS[*]}")]}"
   log "cold starts (ms): ${STARTS[*]}"
-
   DATABASE_URL=$DB_URL PORT=$APP_PORT "$BIN" serve > "$OUT/titanbay.log" 2>&1 &
   APP_PID=$!; PIDS+=($APP_PID)
   until curl -fsS -o /dev/null "http://127.0.0.1:$APP_PORT/readyz" 2>/dev/null; do sleep 0.05; done
-  for w in $ONLY; do for c in $CONCURRENCY; do
-    drive titanbay "http://127.0.0.1:$APP_PORT/graphql" "$w" "$c" "$APP_PID" --token "$TOKEN"
-  done; done
-  kill -INT $APP_PID; wait $APP_PID 2>/dev/null || true
 fi
 
-if [[ " $SYSTEMS " == *" postgraphile "* ]]; then
+if has postgraphile; then
   if [ ! -x "$OUT/node/node_modules/.bin/postgraphile" ]; then
     log "installing postgraphile@4 from the npm registry"
     npm install --prefix "$OUT/node" --no-audit --no-fund --silent postgraphile@4 >&2
@@ -164,25 +160,22 @@ if [[ " $SYSTEMS " == *" postgraphile "* ]]; then
   wait_http "http://127.0.0.1:$PGL_PORT/graphql" '{"query":"{ __typename }"}'
   # Measure the node process itself (npm's launcher may be a shell).
   NODE_PID=$(pgrep -P $PGL_PID node || echo $PGL_PID)
-  for w in $ONLY; do for c in $CONCURRENCY; do
-    drive postgraphile "http://127.0.0.1:$PGL_PORT/graphql" "$w" "$c" "$NODE_PID"
-  done; done
-  kill -INT $PGL_PID; wait $PGL_PID 2>/dev/null || true
 fi
 
-if [[ " $SYSTEMS " == *" pgbench "* ]]; then
+pgbench_run() { # workload concurrency
+  local w=$1 c=$2 wl j json
+  wl=$(echo "$w" | tr 'W' 'w'); j=$(( c > 1 ? 2 : 1 ))
   # The same session setting as titanbay's connections (src/db/mod.rs): prepared statements run
   # their cached generic plan instead of being planned again on every execution. Without it,
   # W2's statement spends more time being planned than executed, and the ceiling is lower.
+  local args=(-h "$SOCK" -U postgres -n -M prepared -c "$c" -j "$j" -D "fund=$([ "$w" = W2 ] && echo "$BIG_FUND" || echo "$ANY_FUND")"
+        -D "investor=$INVESTOR" -D "funds=$FUNDS" -D "investors=$INVESTORS" -f "$ROOT/bench/pgbench/$wl.sql" "$DB")
   export PGOPTIONS="-c plan_cache_mode=force_generic_plan"
-  for w in $ONLY; do for c in $CONCURRENCY; do
-    wl=$(echo "$w" | tr 'W' 'w'); j=$(( c > 1 ? 2 : 1 ))
-    args=(-h "$SOCK" -U postgres -n -M prepared -c "$c" -j "$j" -D "fund=$([ "$w" = W2 ] && echo "$BIG_FUND" || echo "$ANY_FUND")"
-          -D "investor=$INVESTOR" -D "funds=$FUNDS" -D "investors=$INVESTORS" -f "$ROOT/bench/pgbench/$wl.sql" "$DB")
-    pgbench "${args[@]}" -T "$WARMUP" > /dev/null 2>&1
-    rm -f "$OUT"/pgbench_log.*
-    (cd "$OUT" && pgbench "${args[@]}" -T "$DURATION" -l --log-prefix=pgbench_log > "$OUT/pgbench.out" 2>&1)
-    json=$(python3 - "$OUT" "$DURATION" <<'PY'
+  pgbench "${args[@]}" -T "$WARMUP" > /dev/null 2>&1
+  rm -f "$OUT"/pgbench_log.*
+  (cd "$OUT" && pgbench "${args[@]}" -T "$DURATION" -l --log-prefix=pgbench_log > "$OUT/pgbench.out" 2>&1)
+  unset PGOPTIONS
+  json=$(python3 - "$OUT" "$DURATION" <<'PY'
 import glob, json, re, sys
 out, duration = sys.argv[1], float(sys.argv[2])
 text = open(f"{out}/pgbench.out").read()
@@ -195,10 +188,25 @@ print(json.dumps({"requests": len(lat), "errors": int(failed.group(1)) if failed
                   "peak_rss_kib": 0}))
 PY
 )
-    record pgbench "$w" "$c" "$json"
-    log "pgbench $w c=$c: $json"
-    rm -f "$OUT"/pgbench_log.*
-  done; done
-fi
+  record pgbench "$w" "$c" "$json"
+  log "pgbench $w c=$c: $json"
+  rm -f "$OUT"/pgbench_log.*
+}
+
+# Interleaved: for each workload and concurrency the three systems run one right after the
+# other, so that drift in this shared machine's speed over the run hits them alike.
+for w in $ONLY; do for c in $CONCURRENCY; do
+  if has titanbay; then
+    drive titanbay "http://127.0.0.1:$APP_PORT/graphql" "$w" "$c" "$APP_PID" --token "$TOKEN"
+  fi
+  if has postgraphile; then
+    drive postgraphile "http://127.0.0.1:$PGL_PORT/graphql" "$w" "$c" "$NODE_PID"
+  fi
+  if has pgbench; then
+    pgbench_run "$w" "$c"
+  fi
+done; done
+if has titanbay; then kill -INT $APP_PID; wait $APP_PID 2>/dev/null || true; fi
+if has postgraphile; then kill -INT $PGL_PID; wait $PGL_PID 2>/dev/null || true; fi
 
 python3 bench/report.py "$RESULTS" "$SCALE" "$DURATION" | tee "$OUT/results.md"
