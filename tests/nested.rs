@@ -253,22 +253,23 @@ fn plan_nodes(plan: &Value, out: &mut Vec<Value>) {
     }
 }
 
+/// The first column of the one row `sql` returns.
+async fn first_column<T: sea_orm::TryGetable>(conn: &impl ConnectionTrait, sql: &str) -> T {
+    conn.query_one_raw(Statement::from_string(DbBackend::Postgres, sql))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get_by_index(0)
+        .unwrap()
+}
+
 /// The plan the server's own connections run `stmt` with: prepared on one of the app's pooled
 /// connections (which carry `plan_cache_mode = force_generic_plan`) and explained through
 /// `EXECUTE`, so this is the cached generic plan, made without the parameters' values.
 async fn explain(app: &TestApp, stmt: Statement) -> Vec<Value> {
     use sea_orm::TransactionTrait;
     let txn = app.db().conn.begin().await.unwrap();
-    let mode: String = txn
-        .query_one_raw(Statement::from_string(
-            DbBackend::Postgres,
-            "SHOW plan_cache_mode",
-        ))
-        .await
-        .unwrap()
-        .unwrap()
-        .try_get_by_index(0)
-        .unwrap();
+    let mode: String = first_column(&txn, "SHOW plan_cache_mode").await;
     assert_eq!(mode, "force_generic_plan");
     txn.execute_raw(Statement::from_string(
         DbBackend::Postgres,
@@ -278,16 +279,11 @@ async fn explain(app: &TestApp, stmt: Statement) -> Vec<Value> {
     .unwrap();
     // `EXECUTE` takes no bind parameters inside `EXPLAIN`: the arguments are written as
     // literals of the prepared statement's parameter types, in PostgreSQL's own text form.
-    let types: Vec<String> = txn
-        .query_one_raw(Statement::from_string(
-            DbBackend::Postgres,
-            "SELECT parameter_types::text[] FROM pg_prepared_statements WHERE name = 'tb_explain'",
-        ))
-        .await
-        .unwrap()
-        .unwrap()
-        .try_get_by_index(0)
-        .unwrap();
+    let types: Vec<String> = first_column(
+        &txn,
+        "SELECT parameter_types::text[] FROM pg_prepared_statements WHERE name = 'tb_explain'",
+    )
+    .await;
     let texts: Vec<String> = if types.is_empty() {
         Vec::new()
     } else {

@@ -117,7 +117,6 @@ fn decoding_keys(set: &JwkSet) -> HashMap<String, (DecodingKey, Algorithm)> {
 const VERIFIED_CAPACITY: usize = 4096;
 
 /// A token that passed verification: who it names and the window in which it is valid.
-#[derive(Clone)]
 struct VerifiedToken {
     principal: Principal,
     not_before: u64,
@@ -125,11 +124,6 @@ struct VerifiedToken {
     /// For a token signed with a JWKS key: when the key set it was checked against goes
     /// stale. After that the token is verified again (which refreshes the set first).
     keys_stale_at: Option<Instant>,
-}
-
-/// Whether a (verified) token's header names HS256.
-fn token_is_hs256(token: &str) -> bool {
-    decode_header(token).is_ok_and(|h| h.alg == Algorithm::HS256)
 }
 
 /// Seconds since the Unix epoch (the unit of `exp` and `nbf`).
@@ -325,41 +319,23 @@ impl JwtVerifier {
         if let Some(principal) = self.remembered(token, unix_now()) {
             return Ok(principal);
         }
-        let (principal, not_before, expires) = self.verify_signed(token).await?;
-        let keys_stale_at = match self.source {
-            Some(_) if !token_is_hs256(token) => Some(
-                self.cache
-                    .read()
-                    .await
-                    .fetched_at
-                    .map_or_else(Instant::now, |t| t + self.timing.refresh_every),
-            ),
-            _ => None,
-        };
+        let verified_token = self.verify_signed(token).await?;
+        let principal = verified_token.principal.clone();
         if let Ok(mut verified) = self.verified.write() {
             if verified.len() >= VERIFIED_CAPACITY {
                 verified.clear();
             }
-            verified.insert(
-                token.into(),
-                VerifiedToken {
-                    principal: principal.clone(),
-                    not_before,
-                    expires,
-                    keys_stale_at,
-                },
-            );
+            verified.insert(token.into(), verified_token);
         }
         Ok(principal)
     }
 
-    /// Full verification: signature, algorithm, claims. Returns the caller and the token's
-    /// `nbf` and `exp`.
-    async fn verify_signed(&self, token: &str) -> Result<(Principal, u64, u64), AuthError> {
+    /// Full verification: signature, algorithm, claims.
+    async fn verify_signed(&self, token: &str) -> Result<VerifiedToken, AuthError> {
         let header = decode_header(token).map_err(|e| AuthError::Invalid(e.to_string()))?;
-        let (key, algorithm) = match header.alg {
+        let (key, algorithm, keys_stale_at) = match header.alg {
             Algorithm::HS256 => match &self.secret {
-                Some(secret) => (secret.clone(), Algorithm::HS256),
+                Some(secret) => (secret.clone(), Algorithm::HS256, None),
                 None => return Err(AuthError::Invalid("HS256 tokens are not accepted".into())),
             },
             Algorithm::RS256 | Algorithm::ES256 if self.source.is_some() => {
@@ -369,7 +345,10 @@ impl JwtVerifier {
                         "the token's algorithm does not match its key".into(),
                     ));
                 }
-                (key, algorithm)
+                let fetched_at = self.cache.read().await.fetched_at;
+                let stale_at =
+                    fetched_at.map_or_else(Instant::now, |t| t + self.timing.refresh_every);
+                (key, algorithm, Some(stale_at))
             }
             other => {
                 return Err(AuthError::Invalid(format!(
@@ -397,6 +376,11 @@ impl JwtVerifier {
             data.claims.sub,
             names.iter().filter_map(|n| Scope::parse(n)),
         );
-        Ok((principal, data.claims.nbf.unwrap_or(0), data.claims.exp))
+        Ok(VerifiedToken {
+            principal,
+            not_before: data.claims.nbf.unwrap_or(0),
+            expires: data.claims.exp,
+            keys_stale_at,
+        })
     }
 }
