@@ -54,10 +54,17 @@ where
 /// Installs the global subscriber. `RUST_LOG`, when set, wins over `LOG_LEVEL`. Calling it
 /// twice keeps the first subscriber. Keep the returned guard until the program ends.
 pub fn init(cfg: &LogConfig) -> LogGuard {
-    // Never drop lines: when the buffer is full, the writer waits instead.
-    let (writer, guard) = NonBlockingBuilder::default()
-        .lossy(false)
-        .finish(std::io::stderr());
+    // Never drop lines: when the buffer is full, the writer waits instead. The writer thread
+    // flushes whenever it has written every line waiting for it, so a line reaches stderr as
+    // soon as it is alone; under load, the lines waiting go out in one write system call
+    // instead of one each (stderr itself is unbuffered).
+    let (writer, guard) =
+        NonBlockingBuilder::default()
+            .lossy(false)
+            .finish(std::io::BufWriter::with_capacity(
+                64 * 1024,
+                std::io::stderr(),
+            ));
     let installed = tracing::subscriber::set_global_default(subscriber(cfg, writer));
     LogGuard {
         _writer: installed.ok().map(|()| guard),

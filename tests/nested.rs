@@ -10,7 +10,7 @@ use common::{TestApp, codes, field};
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DbBackend, Statement};
 use serde_json::{Value, json};
 use titanbay::service::{
-    investment::{Include, PageQuery, Parent, page_statements},
+    investment::{ColumnSet, Include, PageQuery, Parent, page_statements},
     page::{Direction, PageWindow},
 };
 use uuid::Uuid;
@@ -428,8 +428,8 @@ async fn pages_of_a_fund_seek_the_index_without_sorting_on_a_million_investments
         for include in [
             Include::default(),
             Include {
-                investor: true,
-                fund: true,
+                investor: Some(ColumnSet::ALL),
+                fund: Some(ColumnSet::ALL),
             },
         ] {
             let statements = page_statements(Parent::Fund, include, &queries);

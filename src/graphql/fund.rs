@@ -22,7 +22,9 @@ use crate::{
     service::{
         self,
         fund::{FundChanges, FundFilter as ServiceFundFilter, NewFund},
-        investment::{Aggregate, Include, PageQuery, Parent},
+        investment::{
+            Aggregate, ColumnSet, FUND_COLUMNS, INVESTOR_COLUMNS, Include, PageQuery, Parent,
+        },
     },
 };
 
@@ -162,17 +164,15 @@ pub(super) async fn investments_of(
     let window = args.window(limits(ctx)?.max_page_size, |c| {
         cursor::decode_investment(c, parent, parent_id)
     })?;
-    // Related rows selected (and readable by the caller) come in the page's own statement.
-    let selected = |relation: &str| {
-        let look = ctx.look_ahead();
-        look.field("nodes").field(relation).exists()
-            || look.field("edges").field("node").field(relation).exists()
-    };
+    // Related rows selected (and readable by the caller) come in the page's own statement,
+    // with the columns their selected fields read.
     let key = PageKey {
         parent,
         include: Include {
-            investor: selected("investor") && granted(ctx, AuthScope::InvestorsRead),
-            fund: selected("fund") && granted(ctx, AuthScope::FundsRead),
+            investor: related_columns(ctx, "investor", &INVESTOR_COLUMNS, investor_column)
+                .filter(|_| granted(ctx, AuthScope::InvestorsRead)),
+            fund: related_columns(ctx, "fund", &FUND_COLUMNS, fund_column)
+                .filter(|_| granted(ctx, AuthScope::FundsRead)),
         },
         query: PageQuery { parent_id, window },
     };
@@ -188,6 +188,59 @@ pub(super) async fn investments_of(
         TotalCount::Investments(parent, parent_id),
         Investment::from,
     ))
+}
+
+/// The columns of related rows that `relation`'s selected fields read (under `nodes` and
+/// `edges.node`, every alias and fragment included), or `None` when it is not selected.
+/// Fields that read no column (`__typename`, connections, aggregates: they need only the id,
+/// which the investment row carries) add nothing.
+fn related_columns(
+    ctx: &Context<'_>,
+    relation: &str,
+    table: &[&str],
+    column_of: fn(&str) -> Option<&'static str>,
+) -> Option<ColumnSet> {
+    let look = ctx.look_ahead();
+    let fields: Vec<_> = [
+        look.field("nodes").field(relation),
+        look.field("edges").field("node").field(relation),
+    ]
+    .iter()
+    .flat_map(|l| l.selection_fields())
+    .collect();
+    if fields.is_empty() {
+        return None;
+    }
+    let names = fields
+        .iter()
+        .flat_map(|f| f.selection_set())
+        .filter_map(|f| column_of(f.name()));
+    Some(ColumnSet::of(table, names))
+}
+
+/// The investor column an `Investor` field reads, if any.
+fn investor_column(field: &str) -> Option<&'static str> {
+    Some(match field {
+        "name" => "name",
+        "investorType" => "investor_type",
+        "email" => "email",
+        "createdAt" => "created_at",
+        "updatedAt" => "updated_at",
+        _ => return None,
+    })
+}
+
+/// The fund column a `Fund` field reads, if any.
+fn fund_column(field: &str) -> Option<&'static str> {
+    Some(match field {
+        "name" => "name",
+        "vintageYear" => "vintage_year",
+        "targetSizeUsd" => "target_size_usd",
+        "status" => "status",
+        "createdAt" => "created_at",
+        "updatedAt" => "updated_at",
+        _ => return None,
+    })
 }
 
 /// A parent's exact committed total, through the batched loader.

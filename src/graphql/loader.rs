@@ -206,7 +206,7 @@ pub struct InvestorKey(pub Uuid);
 pub struct PageKey {
     /// Fund or investor.
     pub parent: Parent,
-    /// Related rows the client selected, fetched in the same statement.
+    /// Related rows (and their columns) the client selected, fetched in the same statement.
     pub include: Include,
     /// Parent id and window.
     pub query: PageQuery,
@@ -286,7 +286,12 @@ impl Loader<PageKey> for DbLoader {
         self.db.ensure_reachable()?;
         self.metrics.record_batch("investment_pages", keys.len());
         let mut out = HashMap::with_capacity(keys.len());
-        for ((parent, include), group) in group_by(keys, |k| (k.parent, k.include)) {
+        for (parent, group) in group_by(keys, |k| k.parent) {
+            // Siblings selecting different related fields share one statement fetching what
+            // any of them selects.
+            let include = group
+                .iter()
+                .fold(Include::default(), |all, k| all.union(k.include));
             let queries: Vec<PageQuery> = group.iter().map(|k| k.query.clone()).collect();
             let pages =
                 service::investment::investment_pages(&self.db.conn, parent, include, &queries)

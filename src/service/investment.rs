@@ -185,13 +185,79 @@ pub async fn create_investment(
     }
 }
 
-/// Related rows to fetch with each page, in the same statement (when the client selects them).
+/// The investor columns a page can fetch along with each investment, in [`ColumnSet`] bit
+/// order (the investor's id is the investment's `investor_id`, so never fetched again).
+pub const INVESTOR_COLUMNS: [&str; 5] =
+    ["name", "investor_type", "email", "created_at", "updated_at"];
+
+/// The fund columns a page can fetch along with each investment, in [`ColumnSet`] bit order
+/// (the fund's id is the investment's `fund_id`).
+pub const FUND_COLUMNS: [&str; 6] = [
+    "name",
+    "vintage_year",
+    "target_size_usd",
+    "status",
+    "created_at",
+    "updated_at",
+];
+
+/// Some of a related row's columns ([`INVESTOR_COLUMNS`] or [`FUND_COLUMNS`]), one bit each.
+///
+/// A page fetches only the related columns its client selects: less for PostgreSQL to send and
+/// for the server to decode. The other fields of such a row hold placeholders and must not be
+/// read; the GraphQL layer derives the set from every field selected on the relation, so
+/// whatever it resolves was fetched.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct ColumnSet(u8);
+
+impl ColumnSet {
+    /// Every column.
+    pub const ALL: ColumnSet = ColumnSet(u8::MAX);
+
+    /// The set of the named `columns` of `table` (a column list above); unknown names are
+    /// ignored.
+    pub fn of<'a>(table: &[&str], columns: impl IntoIterator<Item = &'a str>) -> ColumnSet {
+        ColumnSet(columns.into_iter().fold(0, |bits, name| {
+            table
+                .iter()
+                .position(|c| *c == name)
+                .map_or(bits, |i| bits | (1 << i))
+        }))
+    }
+
+    /// Whether column number `index` is in the set.
+    pub fn contains(self, index: usize) -> bool {
+        self.0 & (1 << index) != 0
+    }
+
+    /// Both sets' columns.
+    pub fn union(self, other: ColumnSet) -> ColumnSet {
+        ColumnSet(self.0 | other.0)
+    }
+}
+
+/// Related rows to fetch with each page, in the same statement (when the client selects them),
+/// and which of their columns.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct Include {
     /// Each investment's investor.
-    pub investor: bool,
+    pub investor: Option<ColumnSet>,
     /// Each investment's fund.
-    pub fund: bool,
+    pub fund: Option<ColumnSet>,
+}
+
+impl Include {
+    /// What both ask for: one statement can answer both.
+    pub fn union(self, other: Include) -> Include {
+        let join = |a: Option<ColumnSet>, b: Option<ColumnSet>| match (a, b) {
+            (Some(a), Some(b)) => Some(a.union(b)),
+            (a, b) => a.or(b),
+        };
+        Include {
+            investor: join(self.investor, other.investor),
+            fund: join(self.fund, other.fund),
+        }
+    }
 }
 
 /// An investment, with its investor and fund when they were fetched along.
@@ -214,11 +280,14 @@ struct Shape {
     before: bool,
 }
 
-const INVESTOR_COLUMNS: &str = "v.id AS v_id, v.name AS v_name, v.investor_type AS v_investor_type, \
-     v.email AS v_email, v.created_at AS v_created_at, v.updated_at AS v_updated_at";
-const FUND_COLUMNS: &str = "f.id AS f_id, f.name AS f_name, f.vintage_year AS f_vintage_year, \
-     f.target_size_usd AS f_target_size_usd, f.status AS f_status, f.created_at AS f_created_at, \
-     f.updated_at AS f_updated_at";
+/// `, alias.column AS prefix_column` for each column of `set`.
+fn push_columns(out: &mut String, alias: &str, table: &[&str], set: ColumnSet) {
+    for (i, column) in table.iter().enumerate() {
+        if set.contains(i) {
+            out.push_str(&format!(", {alias}.{column} AS {alias}_{column}"));
+        }
+    }
+}
 
 /// Builds the LATERAL statement for one shape: one index seek per parent, stopping after
 /// `limit + 1` rows, with each parent's own cursor passed as extra `unnest` columns. Related
@@ -253,14 +322,12 @@ fn page_sql(parent: Parent, shape: Shape, include: Include) -> String {
         "k.ord, i.id, i.fund_id, i.investor_id, i.amount_usd, i.investment_date, i.created_at"
             .to_owned();
     let mut joins = String::new();
-    if include.investor {
-        columns.push_str(", ");
-        columns.push_str(INVESTOR_COLUMNS);
+    if let Some(set) = include.investor {
+        push_columns(&mut columns, "v", &INVESTOR_COLUMNS, set);
         joins.push_str(" JOIN investors v ON v.id = i.investor_id");
     }
-    if include.fund {
-        columns.push_str(", ");
-        columns.push_str(FUND_COLUMNS);
+    if let Some(set) = include.fund {
+        push_columns(&mut columns, "f", &FUND_COLUMNS, set);
         joins.push_str(" JOIN funds f ON f.id = i.fund_id");
     }
     format!(
@@ -303,28 +370,51 @@ impl Columns<'_> {
         })
     }
 
-    /// An investor from the columns of [`INVESTOR_COLUMNS`] starting at `at`.
-    fn investor(&self, at: usize) -> Result<investor::Model, DbErr> {
+    /// Column `*at` when `wanted` (moving `at` on), else `placeholder`.
+    fn next_or<T>(&self, wanted: bool, at: &mut usize, placeholder: T) -> Result<T, DbErr>
+    where
+        T: for<'a> sea_orm::sqlx::Decode<'a, sea_orm::sqlx::Postgres>
+            + sea_orm::sqlx::Type<sea_orm::sqlx::Postgres>,
+    {
+        if !wanted {
+            return Ok(placeholder);
+        }
+        let value = self.get(*at)?;
+        *at += 1;
+        Ok(value)
+    }
+
+    /// The investor `id` with the columns of `set` starting at `*at` (see [`ColumnSet`] for
+    /// the placeholders of the others).
+    fn investor(&self, id: Uuid, set: ColumnSet, at: &mut usize) -> Result<investor::Model, DbErr> {
+        let epoch = chrono::DateTime::UNIX_EPOCH;
         Ok(investor::Model {
-            id: self.get(at)?,
-            name: self.get(at + 1)?,
-            investor_type: investor::InvestorType::try_from_value(&self.get::<String>(at + 2)?)?,
-            email: self.get(at + 3)?,
-            created_at: self.get(at + 4)?,
-            updated_at: self.get(at + 5)?,
+            id,
+            name: self.next_or(set.contains(0), at, String::new())?,
+            investor_type: match self.next_or::<Option<String>>(set.contains(1), at, None)? {
+                Some(t) => investor::InvestorType::try_from_value(&t)?,
+                None => investor::InvestorType::Individual,
+            },
+            email: self.next_or(set.contains(2), at, String::new())?,
+            created_at: self.next_or(set.contains(3), at, epoch)?,
+            updated_at: self.next_or(set.contains(4), at, epoch)?,
         })
     }
 
-    /// A fund from the columns of [`FUND_COLUMNS`] starting at `at`.
-    fn fund(&self, at: usize) -> Result<fund::Model, DbErr> {
+    /// The fund `id` with the columns of `set` starting at `*at`.
+    fn fund(&self, id: Uuid, set: ColumnSet, at: &mut usize) -> Result<fund::Model, DbErr> {
+        let epoch = chrono::DateTime::UNIX_EPOCH;
         Ok(fund::Model {
-            id: self.get(at)?,
-            name: self.get(at + 1)?,
-            vintage_year: self.get(at + 2)?,
-            target_size_usd: self.get(at + 3)?,
-            status: FundStatus::try_from_value(&self.get::<String>(at + 4)?)?,
-            created_at: self.get(at + 5)?,
-            updated_at: self.get(at + 6)?,
+            id,
+            name: self.next_or(set.contains(0), at, String::new())?,
+            vintage_year: self.next_or(set.contains(1), at, 0)?,
+            target_size_usd: self.next_or(set.contains(2), at, Decimal::ZERO)?,
+            status: match self.next_or::<Option<String>>(set.contains(3), at, None)? {
+                Some(s) => FundStatus::try_from_value(&s)?,
+                None => FundStatus::Fundraising,
+            },
+            created_at: self.next_or(set.contains(4), at, epoch)?,
+            updated_at: self.next_or(set.contains(5), at, epoch)?,
         })
     }
 }
@@ -408,20 +498,22 @@ pub async fn investment_pages(
                     "page row with ordinal {ord} out of range"
                 )));
             };
-            // Columns by position (see page_sql).
-            let investor_at = 7;
-            let fund_at = if include.investor {
-                investor_at + 6
-            } else {
-                investor_at
-            };
+            // Columns by position (see page_sql): the investment, then the investor's, then
+            // the fund's.
+            let investment = columns.investment()?;
+            let mut at = 7;
+            let investor = include
+                .investor
+                .map(|set| columns.investor(investment.investor_id, set, &mut at))
+                .transpose()?;
+            let fund = include
+                .fund
+                .map(|set| columns.fund(investment.fund_id, set, &mut at))
+                .transpose()?;
             rows_by_query[query_index].push(InvestmentWith {
-                investment: columns.investment()?,
-                investor: include
-                    .investor
-                    .then(|| columns.investor(investor_at))
-                    .transpose()?,
-                fund: include.fund.then(|| columns.fund(fund_at)).transpose()?,
+                investment,
+                investor,
+                fund,
             });
         }
     }
