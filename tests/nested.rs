@@ -10,7 +10,10 @@ use common::{TestApp, codes, field};
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DbBackend, Statement};
 use serde_json::{Value, json};
 use titanbay::service::{
-    investment::{ColumnSet, Include, PageQuery, Parent, page_statements},
+    investment::{
+        ColumnSet, FUND_COLUMNS, Include, PageQuery, Parent, page_statements,
+        parent_with_page_statement,
+    },
     page::{Direction, PageWindow},
 };
 use uuid::Uuid;
@@ -243,6 +246,111 @@ async fn paging_visits_every_investment_once_in_order_even_when_dates_tie() {
     );
 }
 
+/// `fund(id)` / `investor(id)` and their first investments page cost one statement together;
+/// the answer is the one the page's own statement gives (a second `investments` field turns
+/// the shared statement off, which the comparison uses).
+#[tokio::test]
+async fn a_root_lookup_and_its_investments_page_cost_one_statement() {
+    let app = TestApp::spawn().await;
+    generate(&app, 20, 60, 1500, 1, 400).await;
+    let fund: String = app
+        .sql_scalar(
+            "SELECT fund_id::text FROM investments GROUP BY fund_id ORDER BY count(*) DESC LIMIT 1",
+        )
+        .await;
+    let investor: String = app
+        .sql_scalar("SELECT investor_id::text FROM investments GROUP BY investor_id ORDER BY count(*) DESC LIMIT 1")
+        .await;
+    let empty = app
+        .gql_ok(
+            r#"mutation { createFund(input: { name: "Empty", vintageYear: 2020, targetSizeUsd: "1000.00" }) { id } }"#,
+            json!({}),
+        )
+        .await["createFund"]["id"]
+        .clone();
+    let cases = [
+        (
+            "query($id: UUID!) { fund(id: $id) { name investments(first: 5) { nodes { amountUsd investor { name email } } } } }",
+            json!({ "id": fund }),
+        ),
+        (
+            "query($id: UUID!) { investor(id: $id) { investments(first: 100) { nodes { amountUsd fund { name } } } } }",
+            json!({ "id": investor }),
+        ),
+        (
+            "query($id: UUID!) { fund(id: $id) { id status investments { nodes { id } } } }",
+            json!({ "id": empty }),
+        ),
+        (
+            "query($id: UUID!) { fund(id: $id) { name investments(first: 5) { nodes { id } } } }",
+            json!({ "id": Uuid::now_v7() }),
+        ),
+    ];
+    for (query, variables) in &cases {
+        let (count, _) = statements_for(&app, query, variables.clone()).await;
+        assert_eq!(count, 1, "{query}");
+    }
+    let data = app.gql_ok(cases[2].0, cases[2].1.clone()).await;
+    assert_eq!(data["fund"]["id"], empty);
+    assert_eq!(data["fund"]["status"], "FUNDRAISING");
+    assert_eq!(data["fund"]["investments"]["nodes"], json!([]));
+    let data = app.gql_ok(cases[3].0, cases[3].1.clone()).await;
+    assert_eq!(data["fund"], Value::Null);
+
+    // Every field of the root, every page position, both directions: as the page's own
+    // statement answers.
+    let fund_doc = |extra: &str| {
+        format!(
+            "query($id: UUID!, $first: Int, $after: String, $last: Int, $before: String) {{ fund(id: $id) {{ \
+               id name vintageYear targetSizeUsd status createdAt updatedAt totalCommittedUsd {extra} \
+               investments(first: $first, after: $after, last: $last, before: $before) {{ totalCount \
+                 pageInfo {{ hasNextPage hasPreviousPage startCursor endCursor }} \
+                 edges {{ cursor node {{ id amountUsd investmentDate createdAt investor {{ id name investorType email createdAt updatedAt }} }} }} }} }} }}"
+        )
+    };
+    let investor_doc = |extra: &str| {
+        format!(
+            "query($id: UUID!, $first: Int, $after: String, $last: Int, $before: String) {{ investor(id: $id) {{ \
+               id name investorType email createdAt updatedAt {extra} \
+               investments(first: $first, after: $after, last: $last, before: $before) {{ \
+                 pageInfo {{ hasNextPage hasPreviousPage startCursor endCursor }} \
+                 nodes {{ id amountUsd fund {{ id name vintageYear targetSizeUsd status createdAt updatedAt }} }} }} }} }}"
+        )
+    };
+    for (root, id, doc) in [
+        ("fund", &fund, &fund_doc as &dyn Fn(&str) -> String),
+        ("investor", &investor, &investor_doc),
+    ] {
+        let shared = doc("");
+        let separate = doc("other: investments(first: 1) { pageInfo { hasNextPage } }");
+        for forward in [true, false] {
+            let mut cursor = Value::Null;
+            for _ in 0..4 {
+                let variables = if forward {
+                    json!({ "id": id, "first": 7, "after": cursor })
+                } else {
+                    json!({ "id": id, "last": 7, "before": cursor })
+                };
+                let a = app.gql_ok(&shared, variables.clone()).await;
+                let mut b = app.gql_ok(&separate, variables).await;
+                b[root].as_object_mut().unwrap().remove("other");
+                assert_eq!(a, b, "{root} forward {forward}");
+                let info = &a[root]["investments"]["pageInfo"];
+                cursor = info[if forward { "endCursor" } else { "startCursor" }].clone();
+            }
+        }
+    }
+    // Arguments the page refuses are reported by the field, as without the shared statement.
+    let body = app
+        .gql(
+            "query($id: UUID!) { fund(id: $id) { name investments(first: 1000) { totalCount } } }",
+            json!({ "id": fund }),
+        )
+        .await;
+    assert_eq!(codes(&body), ["BAD_USER_INPUT"]);
+    assert_eq!(field(&body).as_deref(), Some("first"));
+}
+
 /// Every node of a JSON plan, depth first.
 fn plan_nodes(plan: &Value, out: &mut Vec<Value>) {
     out.push(plan.clone());
@@ -437,6 +545,20 @@ async fn pages_of_a_fund_seek_the_index_without_sorting_on_a_million_investments
             for (_, stmt) in statements {
                 let nodes = explain(&app, stmt).await;
                 assert_index_seek_without_sort(&nodes, "ix_investments_fund_date");
+            }
+            // A fund with its page in one statement (`fund(id) { investments }`).
+            if let [query] = queries.as_slice() {
+                let stmt = parent_with_page_statement(
+                    Parent::Fund,
+                    &FUND_COLUMNS,
+                    ColumnSet::ALL,
+                    include,
+                    query,
+                )
+                .unwrap();
+                let nodes = explain(&app, stmt).await;
+                assert_index_seek_without_sort(&nodes, "ix_investments_fund_date");
+                assert_index_seek_without_sort(&nodes, "pk_funds");
             }
         }
     }

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use async_graphql::{Context, Enum, InputObject, MaybeUndefined, Object};
+use async_graphql::{Context, Enum, InputObject, Lookahead, MaybeUndefined, Object, Value};
 use chrono::Utc;
 
 use super::policy::{authorize, granted};
@@ -11,6 +11,7 @@ use super::{
     context::{db, limits, loader},
     cursor::{self, Scope},
     investment::Investment,
+    investor::Investor,
     loader::{CountKey, PageKey, TotalKey},
     scalars::{DateTime, Id, Money},
 };
@@ -153,31 +154,25 @@ impl Fund {
     }
 }
 
-/// A parent's investments page, through the batched loader. When the client selects each
-/// investment's investor or fund, they are fetched in the page's own statement.
+/// A parent's investments page, through the batched loader (or fetched already with the
+/// parent's row, see [`root_page`]). When the client selects each investment's investor or
+/// fund, they are fetched in the page's own statement.
 pub(super) async fn investments_of(
     ctx: &Context<'_>,
     parent: Parent,
     parent_id: uuid::Uuid,
     args: PageArgs,
 ) -> async_graphql::Result<Connection<Investment>> {
-    let window = args.window(limits(ctx)?.max_page_size, |c| {
-        cursor::decode_investment(c, parent, parent_id)
-    })?;
-    // Related rows selected (and readable by the caller) come in the page's own statement,
-    // with the columns their selected fields read.
-    let key = PageKey {
+    let key = page_key(
+        ctx,
+        &ctx.look_ahead(),
         parent,
-        include: Include {
-            investor: related_columns(ctx, "investor", &INVESTOR_COLUMNS, investor_column)
-                .filter(|_| granted(ctx, AuthScope::InvestorsRead)),
-            fund: related_columns(ctx, "fund", &FUND_COLUMNS, fund_column)
-                .filter(|_| granted(ctx, AuthScope::FundsRead)),
-        },
-        query: PageQuery { parent_id, window },
-    };
+        parent_id,
+        &args,
+        limits(ctx)?.max_page_size,
+    )?;
     let page = loader(ctx)?
-        .load_one(key)
+        .load_page(key)
         .await?
         // Usually the only reference left by now, so the rows move instead of being copied.
         .map(|page| Arc::try_unwrap(page).unwrap_or_else(|shared| (*shared).clone()))
@@ -190,17 +185,95 @@ pub(super) async fn investments_of(
     ))
 }
 
-/// The columns of related rows that `relation`'s selected fields read (under `nodes` and
-/// `edges.node`, every alias and fragment included), or `None` when it is not selected.
-/// Fields that read no column (`__typename`, connections, aggregates: they need only the id,
-/// which the investment row carries) add nothing.
-fn related_columns(
+/// The loader key of a parent's investments page: `look` is the connection field's selection.
+fn page_key(
     ctx: &Context<'_>,
+    look: &Lookahead<'_>,
+    parent: Parent,
+    parent_id: uuid::Uuid,
+    args: &PageArgs,
+    max_page_size: u32,
+) -> Result<PageKey, AppError> {
+    let window = args.window(max_page_size, |c| {
+        cursor::decode_investment(c, parent, parent_id)
+    })?;
+    // Related rows selected (and readable by the caller) come in the page's own statement,
+    // with the columns their selected fields read.
+    Ok(PageKey {
+        parent,
+        include: Include {
+            investor: related_columns(look, "investor", &INVESTOR_COLUMNS, investor_column)
+                .filter(|_| granted(ctx, AuthScope::InvestorsRead)),
+            fund: related_columns(look, "fund", &FUND_COLUMNS, fund_column)
+                .filter(|_| granted(ctx, AuthScope::FundsRead)),
+        },
+        query: PageQuery { parent_id, window },
+    })
+}
+
+/// The investments page that a root lookup (`fund(id)`, `investor(id)`, the current field of
+/// `ctx`) can fetch in its own statement: when it selects `investments` exactly once, the
+/// caller may read it, and its arguments are valid. Anything else is left to the field itself
+/// (which then reports what is wrong).
+fn root_page(ctx: &Context<'_>, parent: Parent, parent_id: uuid::Uuid) -> Option<PageKey> {
+    let type_name = match parent {
+        Parent::Fund => "Fund",
+        Parent::Investor => "Investor",
+    };
+    authorize(ctx, type_name, "investments").ok()?;
+    let look = ctx.look_ahead().field("investments");
+    let fields = look.selection_fields();
+    let [field] = fields.as_slice() else {
+        return None;
+    };
+    let mut args = PageArgs::default();
+    for (name, value) in field.arguments().ok()? {
+        let number = |value: &Value| match value {
+            Value::Number(n) => n.as_i64().and_then(|n| i32::try_from(n).ok()),
+            _ => None,
+        };
+        let text = |value: Value| match value {
+            Value::String(s) => Some(s),
+            _ => None,
+        };
+        match (name.as_str(), value) {
+            (_, Value::Null) => {}
+            ("first", value) => args.first = Some(number(&value)?),
+            ("last", value) => args.last = Some(number(&value)?),
+            ("after", value) => args.after = Some(text(value)?),
+            ("before", value) => args.before = Some(text(value)?),
+            _ => return None,
+        }
+    }
+    let max_page_size = limits(ctx).ok()?.max_page_size;
+    page_key(ctx, &look, parent, parent_id, &args, max_page_size).ok()
+}
+
+/// The columns of `table` that the current field's selected fields read (see
+/// [`ColumnSet`]: a row fetched with only these must not be read otherwise).
+fn root_columns(
+    ctx: &Context<'_>,
+    table: &[&str],
+    column_of: fn(&str) -> Option<&'static str>,
+) -> ColumnSet {
+    let fields = ctx.look_ahead().selection_fields();
+    let names = fields
+        .iter()
+        .flat_map(|f| f.selection_set())
+        .filter_map(|f| column_of(f.name()));
+    ColumnSet::of(table, names)
+}
+
+/// The columns of related rows that `relation`'s selected fields read (under `nodes` and
+/// `edges.node` of the connection field `look`, every alias and fragment included), or `None`
+/// when it is not selected. Fields that read no column (`__typename`, connections,
+/// aggregates: they need only the id, which the investment row carries) add nothing.
+fn related_columns(
+    look: &Lookahead<'_>,
     relation: &str,
     table: &[&str],
     column_of: fn(&str) -> Option<&'static str>,
 ) -> Option<ColumnSet> {
-    let look = ctx.look_ahead();
     let fields: Vec<_> = [
         look.field("nodes").field(relation),
         look.field("edges").field("node").field(relation),
@@ -361,9 +434,41 @@ impl UpdateFundInput {
     }
 }
 
-/// Loads one fund for `Query.fund`.
+/// Loads one fund for `Query.fund`: with its investments page in the same statement when the
+/// client selects it (see [`root_page`]).
 pub(super) async fn fund_by_id(ctx: &Context<'_>, id: Id) -> async_graphql::Result<Option<Fund>> {
-    Ok(service::fund::find_fund(&db(ctx)?.conn, id.0)
-        .await?
-        .map(Fund))
+    let conn = &db(ctx)?.conn;
+    let Some(key) = root_page(ctx, Parent::Fund, id.0) else {
+        return Ok(service::fund::find_fund(conn, id.0).await?.map(Fund));
+    };
+    let columns = root_columns(ctx, &FUND_COLUMNS, fund_column);
+    let found = service::investment::fund_with_page(conn, columns, key.include, &key.query).await?;
+    Ok(found.map(|(fund, page)| {
+        if let Ok(loaders) = loader(ctx) {
+            loaders.prime_page(key, page);
+        }
+        Fund(fund)
+    }))
+}
+
+/// Loads one investor for `Query.investor`, as [`fund_by_id`] does a fund.
+pub(super) async fn investor_by_id(
+    ctx: &Context<'_>,
+    id: Id,
+) -> async_graphql::Result<Option<Investor>> {
+    let conn = &db(ctx)?.conn;
+    let Some(key) = root_page(ctx, Parent::Investor, id.0) else {
+        return Ok(service::investor::find_investor(conn, id.0)
+            .await?
+            .map(Investor));
+    };
+    let columns = root_columns(ctx, &INVESTOR_COLUMNS, investor_column);
+    let found =
+        service::investment::investor_with_page(conn, columns, key.include, &key.query).await?;
+    Ok(found.map(|(investor, page)| {
+        if let Ok(loaders) = loader(ctx) {
+            loaders.prime_page(key, page);
+        }
+        Investor(investor)
+    }))
 }

@@ -7,7 +7,7 @@ use std::{
     future::Future,
     pin::Pin,
     sync::{
-        Arc,
+        Arc, Mutex,
         atomic::{AtomicBool, Ordering},
     },
     task::{Context, Poll, Wake, Waker},
@@ -137,9 +137,38 @@ impl<F: Future> Future for Tracked<F> {
 /// The per-request loader (a fresh one per request, so nothing is cached across requests).
 pub struct Loaders {
     inner: DataLoader<DbLoader>,
+    /// Pages fetched ahead, with their parent's row (see [`Loaders::prime_page`]).
+    primed: Mutex<Vec<(PageKey, Arc<Page<InvestmentWith>>)>>,
+    metrics: Arc<Metrics>,
 }
 
 impl Loaders {
+    /// Records a page already fetched for `key` (with its parent's row, in the parent's own
+    /// statement), so that the field asking for it does not fetch it again.
+    pub fn prime_page(&self, key: PageKey, page: Page<InvestmentWith>) {
+        self.metrics.record_batch("investment_pages", 1);
+        if let Ok(mut primed) = self.primed.lock() {
+            primed.push((key, Arc::new(page)));
+        }
+    }
+
+    /// The page for `key`: primed, or loaded in the current batch.
+    pub async fn load_page(
+        &self,
+        key: PageKey,
+    ) -> Result<Option<Arc<Page<InvestmentWith>>>, LoadError> {
+        let primed = self.primed.lock().ok().and_then(|primed| {
+            primed
+                .iter()
+                .find(|(k, _)| *k == key)
+                .map(|(_, page)| Arc::clone(page))
+        });
+        match primed {
+            Some(page) => Ok(Some(page)),
+            None => self.inner.load_one(key).await,
+        }
+    }
+
     /// Loads one key, batched with every other key of its type asked for in the same pass.
     pub async fn load_one<K>(
         &self,
@@ -161,7 +190,10 @@ pub fn new_loaders(db: Db, metrics: Arc<Metrics>) -> (Loaders, Arc<Quiescence>) 
     // Batches run in their own tasks; keep them in the request's span (request id in logs).
     let span = tracing::Span::current();
     let inner = DataLoader::new(
-        DbLoader { db, metrics },
+        DbLoader {
+            db,
+            metrics: Arc::clone(&metrics),
+        },
         move |batch: BoxFuture<'static, ()>| {
             let waiting = Arc::clone(&waiting);
             tokio::spawn(
@@ -174,7 +206,14 @@ pub fn new_loaders(db: Db, metrics: Arc<Metrics>) -> (Loaders, Arc<Quiescence>) 
         },
     )
     .delay(Duration::ZERO);
-    (Loaders { inner }, quiescence)
+    (
+        Loaders {
+            inner,
+            primed: Mutex::default(),
+            metrics,
+        },
+        quiescence,
+    )
 }
 
 /// Wraps a request's execution so its loader knows when the request is quiet.

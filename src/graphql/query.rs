@@ -7,7 +7,7 @@ use super::{
     connection::{Connection, PageArgs, TotalCount, connection_complexity},
     context::{db, limits},
     cursor::{self, Scope},
-    fund::{Fund, FundFilter, fund_by_id},
+    fund::{Fund, FundFilter, fund_by_id, investor_by_id},
     investment::Investment,
     investor::{Investor, InvestorFilter},
     scalars::Id,
@@ -106,9 +106,7 @@ impl QueryRoot {
         #[graphql(desc = "The investor's id.")] id: Id,
     ) -> async_graphql::Result<Option<Investor>> {
         authorize(ctx, "Query", "investor")?;
-        Ok(service::investor::find_investor(&db(ctx)?.conn, id.0)
-            .await?
-            .map(Investor))
+        investor_by_id(ctx, id).await
     }
 
     /// The audit trail, newest first: one event per successful mutation. Needs `audit:read`.

@@ -345,18 +345,52 @@ fn page_sql(parent: Parent, shape: Shape, include: Include) -> String {
 /// Typed access to the columns of a page row by position, without sqlx's per-value type-name
 /// checks: the statement is ours and fixed, so its column types are known (and the tests
 /// decode every column of every shape).
-struct Columns<'r>(&'r sea_orm::sqlx::postgres::PgRow);
+/// Positions count from `base`: a page's columns may follow a parent row's.
+struct Columns<'r> {
+    row: &'r sea_orm::sqlx::postgres::PgRow,
+    base: usize,
+}
 
-impl Columns<'_> {
+impl<'r> Columns<'r> {
+    fn of(row: &'r sea_orm::QueryResult, base: usize) -> Result<Columns<'r>, AppError> {
+        match row.try_as_pg_row() {
+            Some(row) => Ok(Columns { row, base }),
+            None => Err(AppError::Internal(
+                "page rows must come from PostgreSQL".to_owned(),
+            )),
+        }
+    }
+
     fn get<T>(&self, index: usize) -> Result<T, DbErr>
     where
         T: for<'a> sea_orm::sqlx::Decode<'a, sea_orm::sqlx::Postgres>
             + sea_orm::sqlx::Type<sea_orm::sqlx::Postgres>,
     {
         use sea_orm::sqlx::Row;
-        self.0
+        let index = self.base + index;
+        self.row
             .try_get_unchecked(index)
             .map_err(|e| DbErr::Type(format!("page column {index}: {e}")))
+    }
+
+    /// One page row (see [`page_sql`]): the investment, then the investor's columns, then the
+    /// fund's.
+    fn page_row(&self, include: Include) -> Result<InvestmentWith, DbErr> {
+        let investment = self.investment()?;
+        let mut at = 7;
+        let investor = include
+            .investor
+            .map(|set| self.investor(investment.investor_id, set, &mut at))
+            .transpose()?;
+        let fund = include
+            .fund
+            .map(|set| self.fund(investment.fund_id, set, &mut at))
+            .transpose()?;
+        Ok(InvestmentWith {
+            investment,
+            investor,
+            fund,
+        })
     }
 
     fn investment(&self) -> Result<investment::Model, DbErr> {
@@ -485,12 +519,7 @@ pub async fn investment_pages(
     let mut rows_by_query: Vec<Vec<InvestmentWith>> = vec![Vec::new(); queries.len()];
     for (members, stmt) in page_statements(parent, include, queries) {
         for row in db.query_all_raw(stmt).await? {
-            let Some(pg) = row.try_as_pg_row() else {
-                return Err(AppError::Internal(
-                    "page rows must come from PostgreSQL".to_owned(),
-                ));
-            };
-            let columns = Columns(pg);
+            let columns = Columns::of(&row, 0)?;
             let ord: i64 = columns.get(0)?;
             let Some(&query_index) = usize::try_from(ord - 1).ok().and_then(|o| members.get(o))
             else {
@@ -498,38 +527,142 @@ pub async fn investment_pages(
                     "page row with ordinal {ord} out of range"
                 )));
             };
-            // Columns by position (see page_sql): the investment, then the investor's, then
-            // the fund's.
-            let investment = columns.investment()?;
-            let mut at = 7;
-            let investor = include
-                .investor
-                .map(|set| columns.investor(investment.investor_id, set, &mut at))
-                .transpose()?;
-            let fund = include
-                .fund
-                .map(|set| columns.fund(investment.fund_id, set, &mut at))
-                .transpose()?;
-            rows_by_query[query_index].push(InvestmentWith {
-                investment,
-                investor,
-                fund,
-            });
+            rows_by_query[query_index].push(columns.page_row(include)?);
         }
     }
     Ok(rows_by_query
         .into_iter()
         .zip(queries)
-        .map(|(mut rows, q)| {
-            // The joins may return a parent's rows in any order; restore the fetch order.
-            let key = |r: &InvestmentWith| (r.investment.investment_date, r.investment.id);
-            match q.window.direction {
-                Direction::Forward => rows.sort_unstable_by_key(|r| std::cmp::Reverse(key(r))),
-                Direction::Backward => rows.sort_unstable_by_key(key),
-            }
-            q.window.into_page(rows)
-        })
+        .map(|(rows, q)| finish_page(rows, q))
         .collect())
+}
+
+/// A parent's rows as fetched (in any order: the joins may reorder them), as its page.
+fn finish_page(mut rows: Vec<InvestmentWith>, query: &PageQuery) -> Page<InvestmentWith> {
+    let key = |r: &InvestmentWith| (r.investment.investment_date, r.investment.id);
+    match query.window.direction {
+        Direction::Forward => rows.sort_unstable_by_key(|r| std::cmp::Reverse(key(r))),
+        Direction::Backward => rows.sort_unstable_by_key(key),
+    }
+    query.window.into_page(rows)
+}
+
+/// A fund by id with some of its columns (see [`ColumnSet`]: the others are placeholders) and
+/// a page of its investments, in one statement (one round trip instead of two when a client
+/// asks for a fund and its investments). `None` when there is no such fund.
+pub async fn fund_with_page(
+    db: &impl ConnectionTrait,
+    columns: ColumnSet,
+    include: Include,
+    query: &PageQuery,
+) -> Result<Option<(fund::Model, Page<InvestmentWith>)>, AppError> {
+    let id = query.parent_id;
+    parent_with_page(
+        db,
+        Parent::Fund,
+        &FUND_COLUMNS,
+        columns,
+        include,
+        query,
+        |c| {
+            let mut at = 0;
+            c.fund(id, columns, &mut at)
+        },
+    )
+    .await
+}
+
+/// An investor by id with some of its columns and a page of its investments, in one
+/// statement; `None` when there is no such investor.
+pub async fn investor_with_page(
+    db: &impl ConnectionTrait,
+    columns: ColumnSet,
+    include: Include,
+    query: &PageQuery,
+) -> Result<Option<(investor::Model, Page<InvestmentWith>)>, AppError> {
+    let id = query.parent_id;
+    parent_with_page(
+        db,
+        Parent::Investor,
+        &INVESTOR_COLUMNS,
+        columns,
+        include,
+        query,
+        |c| {
+            let mut at = 0;
+            c.investor(id, columns, &mut at)
+        },
+    )
+    .await
+}
+
+/// The statement of [`fund_with_page`] / [`investor_with_page`]: the parent row's columns,
+/// then the page statement's (all null when the page is empty: a LEFT JOIN), so there are rows
+/// exactly when the parent exists.
+pub fn parent_with_page_statement(
+    parent: Parent,
+    table: &[&str],
+    columns: ColumnSet,
+    include: Include,
+    query: &PageQuery,
+) -> Result<Statement, AppError> {
+    let Some((_, page)) = page_statements(parent, include, std::slice::from_ref(query)).pop()
+    else {
+        return Err(AppError::Internal("a page without a statement".to_owned()));
+    };
+    let mut values = page.values.map(|v| v.0).unwrap_or_default();
+    values.push(query.parent_id.into());
+    let mut selected = String::new();
+    push_columns(&mut selected, "r", table, columns);
+    let table_name = match parent {
+        Parent::Fund => "funds",
+        Parent::Investor => "investors",
+    };
+    // The first column is the parent's own (a constant, so that the list is never empty).
+    let sql = format!(
+        "SELECT true AS r_found{selected}, p.* FROM {table_name} r LEFT JOIN ({inner}) p ON true \
+         WHERE r.id = ${n}",
+        inner = page.sql,
+        n = values.len(),
+    );
+    Ok(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        sql,
+        values,
+    ))
+}
+
+async fn parent_with_page<T>(
+    db: &impl ConnectionTrait,
+    parent: Parent,
+    table: &[&str],
+    columns: ColumnSet,
+    include: Include,
+    query: &PageQuery,
+    parent_row: impl Fn(&Columns<'_>) -> Result<T, DbErr>,
+) -> Result<Option<(T, Page<InvestmentWith>)>, AppError> {
+    let stmt = parent_with_page_statement(parent, table, columns, include, query)?;
+    let rows = db.query_all_raw(stmt).await?;
+    let Some(first) = rows.first() else {
+        return Ok(None);
+    };
+    // Column 0 is the constant; the parent's columns follow, then the page's.
+    let parent_columns = Columns::of(first, 1)?;
+    let model = parent_row(&parent_columns)?;
+    let base = 1 + table
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| columns.contains(*i))
+        .count();
+    let mut items = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let page_columns = Columns::of(row, base)?;
+        // A null ordinal is the LEFT JOIN's row for an empty page.
+        if page_columns.get::<Option<i64>>(0)?.is_some() {
+            items.push(page_columns.page_row(include)?);
+        }
+    }
+    Ok(Some((model, finish_page(items, query))))
 }
 
 /// A per-parent aggregate over investments.
