@@ -11,8 +11,7 @@ use sea_orm::{ConnectOptions, ConnectionTrait, Database, DbBackend, Statement};
 use serde_json::{Value, json};
 use titanbay::service::{
     investment::{
-        ColumnSet, FUND_COLUMNS, Include, PageQuery, Parent, page_statements,
-        parent_with_page_statement,
+        ColumnSet, Include, PageQuery, Parent, page_statements, parent_with_page_statement,
     },
     page::{Direction, PageWindow},
 };
@@ -548,14 +547,8 @@ async fn pages_of_a_fund_seek_the_index_without_sorting_on_a_million_investments
             }
             // A fund with its page in one statement (`fund(id) { investments }`).
             if let [query] = queries.as_slice() {
-                let stmt = parent_with_page_statement(
-                    Parent::Fund,
-                    &FUND_COLUMNS,
-                    ColumnSet::ALL,
-                    include,
-                    query,
-                )
-                .unwrap();
+                let stmt = parent_with_page_statement(Parent::Fund, ColumnSet::ALL, include, query)
+                    .unwrap();
                 let nodes = explain(&app, stmt).await;
                 assert_index_seek_without_sort(&nodes, "ix_investments_fund_date");
                 assert_index_seek_without_sort(&nodes, "pk_funds");

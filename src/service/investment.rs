@@ -1,7 +1,11 @@
 //! Investments: creation under the fund's row lock, per-parent keyset pages for many parents in
 //! one statement, and per-parent aggregates for many parents in one statement.
 
-use std::collections::HashMap;
+use std::{
+    collections::HashMap,
+    hash::Hash,
+    sync::{LazyLock, Mutex},
+};
 
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
@@ -38,6 +42,14 @@ impl Parent {
         match self {
             Parent::Fund => "fund_id",
             Parent::Investor => "investor_id",
+        }
+    }
+
+    /// The parent table's columns that a [`ColumnSet`] of it counts.
+    fn columns(self) -> &'static [&'static str] {
+        match self {
+            Parent::Fund => &FUND_COLUMNS,
+            Parent::Investor => &INVESTOR_COLUMNS,
         }
     }
 }
@@ -280,6 +292,39 @@ struct Shape {
     before: bool,
 }
 
+impl Shape {
+    fn of(window: &PageWindow<InvestmentKey>) -> Shape {
+        Shape {
+            direction: window.direction,
+            limit: window.limit,
+            after: window.after.is_some(),
+            before: window.before.is_some(),
+        }
+    }
+}
+
+/// Statement texts already built, by what determines them.
+type SqlTexts<K> = LazyLock<Mutex<HashMap<K, String>>>;
+
+/// The texts kept at most per kind of statement: the shapes in use are few, but a client
+/// could ask for many (every page size, every set of related columns).
+const SQL_TEXTS_KEPT: usize = 512;
+
+/// The statement text for `key`, built once (up to [`SQL_TEXTS_KEPT`] texts; past that, built
+/// on every use).
+fn cached_sql<K: Hash + Eq>(texts: &SqlTexts<K>, key: K, build: impl FnOnce() -> String) -> String {
+    if let Some(sql) = texts.lock().ok().and_then(|t| t.get(&key).cloned()) {
+        return sql;
+    }
+    let sql = build();
+    if let Ok(mut texts) = texts.lock()
+        && texts.len() < SQL_TEXTS_KEPT
+    {
+        texts.insert(key, sql.clone());
+    }
+    sql
+}
+
 /// `, alias.column AS prefix_column` for each column of `set`.
 fn push_columns(out: &mut String, alias: &str, table: &[&str], set: ColumnSet) {
     for (i, column) in table.iter().enumerate() {
@@ -462,13 +507,7 @@ pub fn page_statements(
 ) -> Vec<(Vec<usize>, Statement)> {
     let mut groups: HashMap<Shape, Vec<usize>> = HashMap::new();
     for (i, q) in queries.iter().enumerate() {
-        let shape = Shape {
-            direction: q.window.direction,
-            limit: q.window.limit,
-            after: q.window.after.is_some(),
-            before: q.window.before.is_some(),
-        };
-        groups.entry(shape).or_default().push(i);
+        groups.entry(Shape::of(&q.window)).or_default().push(i);
     }
     groups
         .into_iter()
@@ -497,11 +536,11 @@ pub fn page_statements(
                 }
             }
             values.push(i64::from(shape.limit + 1).into());
-            let stmt = Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                page_sql(parent, shape, include),
-                values,
-            );
+            static TEXTS: SqlTexts<(Parent, Shape, Include)> = LazyLock::new(Mutex::default);
+            let sql = cached_sql(&TEXTS, (parent, shape, include), || {
+                page_sql(parent, shape, include)
+            });
+            let stmt = Statement::from_sql_and_values(DbBackend::Postgres, sql, values);
             (members, stmt)
         })
         .collect()
@@ -557,18 +596,10 @@ pub async fn fund_with_page(
     query: &PageQuery,
 ) -> Result<Option<(fund::Model, Page<InvestmentWith>)>, AppError> {
     let id = query.parent_id;
-    parent_with_page(
-        db,
-        Parent::Fund,
-        &FUND_COLUMNS,
-        columns,
-        include,
-        query,
-        |c| {
-            let mut at = 0;
-            c.fund(id, columns, &mut at)
-        },
-    )
+    parent_with_page(db, Parent::Fund, columns, include, query, |c| {
+        let mut at = 0;
+        c.fund(id, columns, &mut at)
+    })
     .await
 }
 
@@ -581,18 +612,10 @@ pub async fn investor_with_page(
     query: &PageQuery,
 ) -> Result<Option<(investor::Model, Page<InvestmentWith>)>, AppError> {
     let id = query.parent_id;
-    parent_with_page(
-        db,
-        Parent::Investor,
-        &INVESTOR_COLUMNS,
-        columns,
-        include,
-        query,
-        |c| {
-            let mut at = 0;
-            c.investor(id, columns, &mut at)
-        },
-    )
+    parent_with_page(db, Parent::Investor, columns, include, query, |c| {
+        let mut at = 0;
+        c.investor(id, columns, &mut at)
+    })
     .await
 }
 
@@ -601,7 +624,6 @@ pub async fn investor_with_page(
 /// exactly when the parent exists.
 pub fn parent_with_page_statement(
     parent: Parent,
-    table: &[&str],
     columns: ColumnSet,
     include: Include,
     query: &PageQuery,
@@ -612,19 +634,23 @@ pub fn parent_with_page_statement(
     };
     let mut values = page.values.map(|v| v.0).unwrap_or_default();
     values.push(query.parent_id.into());
-    let mut selected = String::new();
-    push_columns(&mut selected, "r", table, columns);
-    let table_name = match parent {
-        Parent::Fund => "funds",
-        Parent::Investor => "investors",
-    };
-    // The first column is the parent's own (a constant, so that the list is never empty).
-    let sql = format!(
-        "SELECT true AS r_found{selected}, p.* FROM {table_name} r LEFT JOIN ({inner}) p ON true \
-         WHERE r.id = ${n}",
-        inner = page.sql,
-        n = values.len(),
-    );
+    static TEXTS: SqlTexts<(Parent, Shape, Include, ColumnSet)> = LazyLock::new(Mutex::default);
+    let key = (parent, Shape::of(&query.window), include, columns);
+    let sql = cached_sql(&TEXTS, key, || {
+        let mut selected = String::new();
+        push_columns(&mut selected, "r", parent.columns(), columns);
+        let table_name = match parent {
+            Parent::Fund => "funds",
+            Parent::Investor => "investors",
+        };
+        // The first column is the parent's own (a constant, so that the list is never empty).
+        format!(
+            "SELECT true AS r_found{selected}, p.* FROM {table_name} r LEFT JOIN ({inner}) p ON true \
+             WHERE r.id = ${n}",
+            inner = page.sql,
+            n = values.len(),
+        )
+    });
     Ok(Statement::from_sql_and_values(
         DbBackend::Postgres,
         sql,
@@ -635,13 +661,12 @@ pub fn parent_with_page_statement(
 async fn parent_with_page<T>(
     db: &impl ConnectionTrait,
     parent: Parent,
-    table: &[&str],
     columns: ColumnSet,
     include: Include,
     query: &PageQuery,
     parent_row: impl Fn(&Columns<'_>) -> Result<T, DbErr>,
 ) -> Result<Option<(T, Page<InvestmentWith>)>, AppError> {
-    let stmt = parent_with_page_statement(parent, table, columns, include, query)?;
+    let stmt = parent_with_page_statement(parent, columns, include, query)?;
     let rows = db.query_all_raw(stmt).await?;
     let Some(first) = rows.first() else {
         return Ok(None);
@@ -649,7 +674,8 @@ async fn parent_with_page<T>(
     // Column 0 is the constant; the parent's columns follow, then the page's.
     let parent_columns = Columns::of(first, 1)?;
     let model = parent_row(&parent_columns)?;
-    let base = 1 + table
+    let base = 1 + parent
+        .columns()
         .iter()
         .enumerate()
         .filter(|(i, _)| columns.contains(*i))
