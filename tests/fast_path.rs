@@ -81,6 +81,54 @@ async fn the_fast_path_answers_exactly_what_the_resolvers_answer() {
         .iter()
         .map(|(name, q)| (name.to_string(), q.to_string(), json!({})))
         .collect();
+    // Root lookups by id: the object itself goes through the fast path too.
+    let ids = app
+        .gql_ok(
+            "{ funds(first: 1) { nodes { id investments(first: 1) { nodes { id investorId } } } } }",
+            json!({}),
+        )
+        .await;
+    let fund = &ids["funds"]["nodes"][0];
+    let investment = &fund["investments"]["nodes"][0];
+    for (name, query, id) in [
+        (
+            "fund by id",
+            "query($id: UUID!) { fund(id: $id) { __typename id name vintageYear targetSizeUsd status createdAt updatedAt } }",
+            &fund["id"],
+        ),
+        (
+            "fund by id with fragments",
+            "query($id: UUID!) { fund(id: $id) { a: name ...F ... on Fund { b: id } } } fragment F on Fund { status createdAt }",
+            &fund["id"],
+        ),
+        (
+            "fund by id with resolvers",
+            "query($id: UUID!) { fund(id: $id) { name totalCommittedUsd investments(first: 2) { nodes { amountUsd investor { name } } } } }",
+            &fund["id"],
+        ),
+        (
+            "investor by id",
+            "query($id: UUID!) { investor(id: $id) { id name investorType email createdAt updatedAt __typename } }",
+            &investment["investorId"],
+        ),
+        (
+            "investment by id",
+            "query($id: UUID!) { investment(id: $id) { id fundId investorId amountUsd investmentDate createdAt } }",
+            &investment["id"],
+        ),
+        (
+            "investment by id with relations",
+            "query($id: UUID!) { investment(id: $id) { amountUsd fund { name } investor { email } } }",
+            &investment["id"],
+        ),
+        (
+            "no such fund",
+            "query($id: UUID!) { fund(id: $id) { name } }",
+            &json!("0199c3b4-2f4e-7a1c-9b1d-5f3e2a1b0c9d"),
+        ),
+    ] {
+        cases.push((name.to_owned(), query.to_owned(), json!({ "id": id })));
+    }
     for flag in [true, false] {
         cases.push((
             format!("directives with {flag}"),

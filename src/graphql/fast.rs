@@ -149,6 +149,37 @@ impl<'a, N: Node + FastObject + Sync> OutputType for NodeList<'a, N> {
     }
 }
 
+/// One object, resolved by the fast path when its selection allows (a root lookup such as
+/// `fund(id)`), else by async-graphql. The schema sees `T` itself.
+pub struct One<T>(pub T);
+
+impl<T: FastObject + OutputType + Sync> OutputType for One<T> {
+    fn type_name() -> Cow<'static, str> {
+        T::type_name()
+    }
+
+    fn qualified_type_name() -> String {
+        T::qualified_type_name()
+    }
+
+    fn create_type_info(registry: &mut registry::Registry) -> String {
+        T::create_type_info(registry)
+    }
+
+    async fn resolve(
+        &self,
+        ctx: &ContextSelectionSet<'_>,
+        field: &Positioned<Field>,
+    ) -> ServerResult<Value> {
+        if ctx.data_opt::<FastPath>().is_some_and(|f| f.0)
+            && let Some(value) = object(&self.0, ctx, &ctx.item.node)
+        {
+            return Ok(value);
+        }
+        self.0.resolve(ctx, field).await
+    }
+}
+
 /// A leaf with no sub-selection (a sub-selection on a scalar would not have validated).
 fn leaf(set: &SelectionSet, value: Value) -> Option<Value> {
     set.items.is_empty().then_some(value)

@@ -7,6 +7,7 @@ use super::{
     connection::{Connection, PageArgs, TotalCount, connection_complexity},
     context::{db, limits},
     cursor::{self, Scope},
+    fast::One,
     fund::{Fund, FundFilter, fund_by_id, investor_by_id},
     investment::Investment,
     investor::{Investor, InvestorFilter},
@@ -58,9 +59,9 @@ impl QueryRoot {
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "The fund's id.")] id: Id,
-    ) -> async_graphql::Result<Option<Fund>> {
+    ) -> async_graphql::Result<Option<One<Fund>>> {
         authorize(ctx, "Query", "fund")?;
-        fund_by_id(ctx, id).await
+        Ok(fund_by_id(ctx, id).await?.map(One))
     }
 
     /// Oldest first (id order).
@@ -104,9 +105,9 @@ impl QueryRoot {
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "The investor's id.")] id: Id,
-    ) -> async_graphql::Result<Option<Investor>> {
+    ) -> async_graphql::Result<Option<One<Investor>>> {
         authorize(ctx, "Query", "investor")?;
-        investor_by_id(ctx, id).await
+        Ok(investor_by_id(ctx, id).await?.map(One))
     }
 
     /// The audit trail, newest first: one event per successful mutation. Needs `audit:read`.
@@ -143,10 +144,10 @@ impl QueryRoot {
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "The investment's id.")] id: Id,
-    ) -> async_graphql::Result<Option<Investment>> {
+    ) -> async_graphql::Result<Option<One<Investment>>> {
         authorize(ctx, "Query", "investment")?;
         Ok(service::investment::find_investment(&db(ctx)?.conn, id.0)
             .await?
-            .map(Investment::from))
+            .map(|i| One(Investment::from(i))))
     }
 }
