@@ -59,8 +59,9 @@ pub struct Config {
     pub trusted_documents_only: bool,
     /// `METRICS`: serve Prometheus metrics at `GET /metrics` (default on).
     pub metrics: bool,
-    /// `GRAPHQL_FAST_PATH`: build list items whose fields are all in memory without going
-    /// through one resolver per field (default on; off is for comparison and troubleshooting).
+    /// `GRAPHQL_FAST_PATH`: build list items and objects looked up by id whose fields are all
+    /// in memory without going through one resolver per field (default on; off is for
+    /// comparison and troubleshooting).
     pub graphql_fast_path: bool,
 }
 

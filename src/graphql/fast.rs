@@ -1,4 +1,4 @@
-//! A fast path for lists of plain objects.
+//! A fast path for lists of plain objects (and single objects looked up by id).
 //!
 //! async-graphql resolves every field of every object through a boxed future, a context clone
 //! and a result map insertion; on a page of 500 investments with their investors that is most
