@@ -9,7 +9,36 @@ import sys
 
 results_path, scale, duration = sys.argv[1], sys.argv[2], sys.argv[3]
 rows = [json.loads(line) for line in open(results_path) if line.strip()]
-by = {(r["system"], r["workload"], r["concurrency"]): r for r in rows}
+rounds = {}
+for r in rows:
+    rounds.setdefault((r["system"], r["workload"], r["concurrency"]), []).append(r)
+
+
+def median(values):
+    values = sorted(values)
+    n = len(values)
+    return values[n // 2] if n % 2 else (values[n // 2 - 1] + values[n // 2]) / 2
+
+
+def combine(runs):
+    """One figure per measurement: the median of each rate, latency and CPU figure over the
+    rounds; errors and requests summed; the largest peak RSS and maximum latency."""
+    out = dict(runs[0])
+    for key, value in runs[0].items():
+        if not isinstance(value, (int, float)) or key in ("concurrency", "round"):
+            continue
+        values = [r[key] for r in runs if isinstance(r.get(key), (int, float))]
+        if key in ("errors", "requests"):
+            out[key] = sum(values)
+        elif key in ("peak_rss_kib", "max_ms"):
+            out[key] = max(values)
+        else:
+            out[key] = median(values)
+    out["rounds"] = len(runs)
+    return out
+
+
+by = {key: combine(runs) for key, runs in rounds.items()}
 
 
 def cmd(*args):
@@ -47,7 +76,12 @@ print(f"## Benchmark results ({scale} scale, {datetime.date.today().isoformat()}
 print(f"- machine: {cpu_model()}, {os.cpu_count()} cores, {mem_gib()} RAM, {platform.system()} {platform.release()}")
 print(f"- versions: {cmd('rustc', '--version')}; PostgreSQL ({pg_version}); node {cmd('node', '--version')}; postgraphile {pgl_version}")
 print(f"- each figure: {duration} s recorded after a warm-up, closed loop (each client sends its next request when the answer arrives); "
-      "server, PostgreSQL, PostGraphile and the load driver share the same cores\n")
+      "server, PostgreSQL, PostGraphile and the load driver share the same cores")
+max_rounds = max((len(v) for k, v in rounds.items() if k[1].startswith("W")), default=1)
+if max_rounds > 1:
+    print(f"- at 32 clients each system was measured {max_rounds} times, interleaved; the tables show the median "
+          "of each figure (errors summed, the largest RSS); every round is listed at the end")
+print()
 
 workloads = sorted({r["workload"] for r in rows if r["workload"].startswith("W")})
 concurrencies = sorted({r["concurrency"] for r in rows if r["workload"].startswith("W")})
@@ -103,3 +137,16 @@ if peak:
     print(f"Peak server RSS over all titanbay runs: {peak / 1024:.1f} MiB.")
 errors = sum(r.get("errors", 0) for r in rows if r["workload"].startswith("W"))
 print(f"Errors over all runs (all systems): {errors}.")
+
+if max_rounds > 1:
+    print("\n### Every round at 32 clients (req/s / p99 ms)\n")
+    print("| workload | round | titanbay | PostGraphile | raw SQL | × PostGraphile | % of raw SQL |")
+    print("|---|---|---|---|---|---|---|")
+    for w in workloads:
+        runs = {s: {r.get("round", 1): r for r in rounds.get((s, w, 32), [])} for s in ("titanbay", "postgraphile", "pgbench")}
+        for n in sorted(set().union(*[set(v) for v in runs.values()])):
+            t, g, p = (runs[s].get(n) for s in ("titanbay", "postgraphile", "pgbench"))
+            fig = lambda r: f"{r['rps']:,.0f} / {r['p99_ms']:.2f}" if r else "–"
+            vs_pgl = f"{t['rps'] / g['rps']:.2f}×" if t and g and g["rps"] else "–"
+            vs_raw = f"{100 * t['rps'] / p['rps']:.0f} %" if t and p and p["rps"] else "–"
+            print(f"| {w} | {n} | {fig(t)} | {fig(g)} | {fig(p)} | {vs_pgl} | {vs_raw} |")

@@ -2,6 +2,7 @@
 # The benchmark in one command:   bench/run.sh [--scale default|tiny] [--duration S] [--warmup S]
 #                                              [--concurrency "1 32 128"] [--only "W1 W3"]
 #                                              [--systems "titanbay postgraphile pgbench"]
+#                                              [--rounds N]
 #
 # Starts its own PostgreSQL (the server-owned instance of `titanbay postgres`), creates and fills
 # a database for the scale once (bench/generate.sql), then measures, in one run on this machine:
@@ -9,13 +10,15 @@
 #   postgraphile  PostGraphile 4 from the npm registry, one process, its own schema and queries
 #   pgbench       the raw SQL each workload needs (W3 as one statement), prepared statements
 # for the workloads W1..W5 at each concurrency, and prints one Markdown table (also written to
-# bench/out/results.md; raw numbers in bench/out/results.jsonl).
+# bench/out/results.md; raw numbers in bench/out/results.jsonl). At 32 clients, the goal's
+# concurrency, each triple is measured --rounds times (default 3) and the table shows each
+# figure's median over the rounds, so one noisy stretch on a shared machine cannot decide it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 
 SCALE=default DURATION=10 WARMUP=3 CONCURRENCY="1 32 128" ONLY="W1 W2 W3 W4 W5"
-SYSTEMS="titanbay postgraphile pgbench"
+SYSTEMS="titanbay postgraphile pgbench" ROUNDS=3
 while [ $# -gt 0 ]; do
   case "$1" in
     --scale) SCALE=$2; shift 2 ;;
@@ -24,6 +27,7 @@ while [ $# -gt 0 ]; do
     --concurrency) CONCURRENCY=$2; shift 2 ;;
     --only) ONLY=$2; shift 2 ;;
     --systems) SYSTEMS=$2; shift 2 ;;
+    --rounds) ROUNDS=$2; shift 2 ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -105,9 +109,10 @@ body postgraphile w5 '{"input": {"investment": {"id": "{{UUID}}", "fundId": "{{F
 
 RESULTS=$OUT/results.jsonl
 : > "$RESULTS"
+ROUND=1
 record() { # system workload concurrency json
-  python3 -c 'import json,sys; r=json.loads(sys.argv[4]); r.update(system=sys.argv[1], workload=sys.argv[2], concurrency=int(sys.argv[3])); print(json.dumps(r))' \
-    "$@" >> "$RESULTS"
+  python3 -c 'import json,sys; r=json.loads(sys.argv[4]); r.update(system=sys.argv[1], workload=sys.argv[2], concurrency=int(sys.argv[3]), round=int(sys.argv[5])); print(json.dumps(r))' \
+    "$@" "$ROUND" >> "$RESULTS"
 }
 wait_http() { # url body
   for _ in $(seq 1 600); do
@@ -123,7 +128,7 @@ drive() { # system url workload concurrency pid [driver args...]
   json=$("$DRIVER" --url "$2" --body "$OUT/bodies/$1-$wl.json" --funds "$OUT/open_funds.txt" \
     --investors "$OUT/investors.txt" --concurrency "$4" --warmup "$WARMUP" --duration "$DURATION" --pid "$5" "${@:6}")
   record "$1" "$3" "$4" "$json"
-  log "$1 $3 c=$4: $json"
+  log "$1 $3 c=$4 round $ROUND: $json"
 }
 
 # titanbay runs as in production: authentication on (HS256), every request verifies a token.
@@ -189,13 +194,16 @@ print(json.dumps({"requests": len(lat), "errors": int(failed.group(1)) if failed
 PY
 )
   record pgbench "$w" "$c" "$json"
-  log "pgbench $w c=$c: $json"
+  log "pgbench $w c=$c round $ROUND: $json"
   rm -f "$OUT"/pgbench_log.*
 }
 
 # Interleaved: for each workload and concurrency the three systems run one right after the
-# other, so that drift in this shared machine's speed over the run hits them alike.
+# other, so that drift in this shared machine's speed over the run hits them alike; at 32
+# clients the triple is repeated ROUNDS times.
 for w in $ONLY; do for c in $CONCURRENCY; do
+  rounds=1; [ "$c" = 32 ] && rounds=$ROUNDS
+  for ROUND in $(seq 1 "$rounds"); do
   if has titanbay; then
     drive titanbay "http://127.0.0.1:$APP_PORT/graphql" "$w" "$c" "$APP_PID" --token "$TOKEN"
   fi
@@ -205,6 +213,7 @@ for w in $ONLY; do for c in $CONCURRENCY; do
   if has pgbench; then
     pgbench_run "$w" "$c"
   fi
+  done
 done; done
 if has titanbay; then kill -INT $APP_PID; wait $APP_PID 2>/dev/null || true; fi
 if has postgraphile; then kill -INT $PGL_PID; wait $PGL_PID 2>/dev/null || true; fi
