@@ -63,6 +63,10 @@ pub struct Config {
     /// in memory without going through one resolver per field (default on; off is for
     /// comparison and troubleshooting).
     pub graphql_fast_path: bool,
+    /// `GRAPHQL_VALIDATE_ONCE`: a cached document that has run cleanly skips the validation
+    /// rules that depend on the document alone; the variables are still checked on every
+    /// request (default on; off validates every request in full, for comparison).
+    pub graphql_validate_once: bool,
 }
 
 /// Database connection and pool settings (the design guide's pool values by default).
@@ -378,6 +382,7 @@ impl Config {
             trusted_documents_only: r.flag("TRUSTED_DOCUMENTS_ONLY", false)?,
             metrics: r.flag("METRICS", true)?,
             graphql_fast_path: r.flag("GRAPHQL_FAST_PATH", true)?,
+            graphql_validate_once: r.flag("GRAPHQL_VALIDATE_ONCE", true)?,
         })
     }
 

@@ -97,6 +97,10 @@ pub struct Metrics {
     http_requests: Mutex<HashMap<(String, u16), u64>>,
     /// relation → batch sizes.
     loader_batches: Mutex<HashMap<&'static str, std::sync::Arc<Histogram>>>,
+    /// GraphQL executions validated in full, and those that reused their document's earlier
+    /// validation (see `graphql::revalidate`).
+    validations_full: AtomicU64,
+    validations_reused: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -107,6 +111,8 @@ impl Default for Metrics {
             graphql_latency: Mutex::default(),
             http_requests: Mutex::default(),
             loader_batches: Mutex::default(),
+            validations_full: AtomicU64::new(0),
+            validations_reused: AtomicU64::new(0),
         }
     }
 }
@@ -149,6 +155,17 @@ impl Metrics {
         }
     }
 
+    /// Records how one GraphQL execution was validated: in full, or reusing its document's
+    /// earlier validation (its variables checked only).
+    pub fn record_validation(&self, reused: bool) {
+        let counter = if reused {
+            &self.validations_reused
+        } else {
+            &self.validations_full
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Records the size of one loader batch for `relation`.
     pub fn record_batch(&self, relation: &'static str, size: usize) {
         let histogram = match self.loader_batches.lock() {
@@ -184,6 +201,19 @@ impl Metrics {
                 );
             }
         }
+
+        out.push_str("# HELP titanbay_graphql_validations_total GraphQL executions by validation: full, or reused (the document had passed in full before; only its variables were checked).\n");
+        out.push_str("# TYPE titanbay_graphql_validations_total counter\n");
+        let _ = writeln!(
+            out,
+            "titanbay_graphql_validations_total{{mode=\"full\"}} {}",
+            self.validations_full.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "titanbay_graphql_validations_total{{mode=\"reused\"}} {}",
+            self.validations_reused.load(Ordering::Relaxed)
+        );
 
         out.push_str("# HELP titanbay_graphql_requests_total GraphQL operations by operation name and outcome (ok or the first error code).\n");
         out.push_str("# TYPE titanbay_graphql_requests_total counter\n");

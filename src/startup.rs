@@ -202,6 +202,9 @@ pub async fn build_authenticator(config: &Config) -> anyhow::Result<Authenticato
 pub async fn build_state(db: Db, config: Config) -> anyhow::Result<AppState> {
     let auth = build_authenticator(&config).await?;
     let schema = graphql::build_schema(db.clone(), &config);
+    let revalidated_schema = config
+        .graphql_validate_once
+        .then(|| graphql::build_revalidated_schema(db.clone(), &config));
     let mut persisted = PersistedDocuments::new(config.apq);
     match &config.trusted_documents {
         Some(path) => {
@@ -221,6 +224,7 @@ pub async fn build_state(db: Db, config: Config) -> anyhow::Result<AppState> {
     }
     Ok(AppState {
         schema,
+        revalidated_schema,
         db,
         slots: Arc::new(ExecutionSlots::new(config.limits.max_concurrent_requests)),
         config: Arc::new(config),

@@ -439,3 +439,51 @@ fn the_compose_file_declares_a_health_checked_database_and_the_server() {
     assert!(services["api"]["environment"]["DATABASE_URL"].is_string());
     assert!(codes(&json!({})).is_empty());
 }
+
+/// Money columns are decoded from PostgreSQL's binary NUMERIC directly: the result (value and
+/// scale) equals the generic decoder's for every value it handles, and it handles every
+/// NUMERIC(20,2) value; anything else is left to the generic decoder.
+#[tokio::test]
+async fn numeric_decoding_matches_the_generic_decoder() {
+    use sea_orm::sqlx::{self, Row, ValueRef};
+    let app = TestApp::spawn().await;
+    let pool = app.db().conn.get_postgres_connection_pool();
+    let rows = sqlx::query(
+        "SELECT v::numeric(20,2) AS money, true AS fixed FROM (VALUES (0), (0.01), (-0.01), (1), \
+         (10000), (10000.5), (99999999999999999.99), (-99999999999999999.99), (1234.5), \
+         (0.1), (100000000)) t(v) \
+         UNION ALL SELECT ((g * 7919.13) % 1e15 - 5e14)::numeric(20,2), true \
+           FROM generate_series(1, 3000) g \
+         UNION ALL SELECT (g * 1.5 ^ (g % 40))::numeric(20,2), true FROM generate_series(1, 300) g \
+         UNION ALL SELECT v, false FROM (VALUES (1.5e-20::numeric), (123456789012345678901234567890::numeric), \
+           (1e30::numeric), ('NaN'::numeric), (0.000::numeric), (42::numeric), (-7.250::numeric)) t(v)",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    assert!(rows.len() > 3300);
+    for row in &rows {
+        let raw = row.try_get_raw(0).unwrap();
+        assert!(!raw.is_null());
+        let bytes = raw.as_bytes().unwrap().to_vec();
+        let fixed: bool = row.get(1);
+        let fast = titanbay::db::numeric::decode_binary(&bytes);
+        match row.try_get::<rust_decimal::Decimal, _>(0) {
+            Ok(generic) => {
+                if let Some(fast) = fast {
+                    assert_eq!(fast, generic, "value of {bytes:?}");
+                    assert_eq!(fast.to_string(), generic.to_string(), "scale of {bytes:?}");
+                } else {
+                    assert!(
+                        !fixed,
+                        "NUMERIC(20,2) value {generic} left to the generic decoder"
+                    );
+                }
+            }
+            Err(_) => assert!(
+                fast.is_none(),
+                "decoded what the generic decoder refuses: {bytes:?}"
+            ),
+        }
+    }
+}

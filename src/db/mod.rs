@@ -3,6 +3,7 @@
 //! while the database is unreachable.
 
 mod health;
+pub mod numeric;
 
 pub use health::DbHealth;
 

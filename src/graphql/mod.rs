@@ -15,9 +15,10 @@ pub mod mutation;
 pub mod pipeline;
 pub mod policy;
 pub mod query;
+pub mod revalidate;
 pub mod scalars;
 
-use async_graphql::{EmptySubscription, SDLExportOptions, Schema, SchemaBuilder};
+use async_graphql::{EmptySubscription, SDLExportOptions, Schema, SchemaBuilder, ValidationMode};
 
 use crate::{config::Config, db::Db};
 
@@ -34,7 +35,18 @@ fn builder() -> SchemaBuilder<QueryRoot, MutationRoot, EmptySubscription> {
 /// Builds the schema served to clients, with the database and limits as schema data. No
 /// async-graphql extension is installed (see [`pipeline`] for why).
 pub fn build_schema(db: Db, config: &Config) -> AppSchema {
+    build_schema_with(db, config, ValidationMode::Strict)
+}
+
+/// The same schema validating in async-graphql's `Fast` mode: only for requests whose
+/// document has passed full validation and whose variables pass [`revalidate`]'s check.
+pub fn build_revalidated_schema(db: Db, config: &Config) -> AppSchema {
+    build_schema_with(db, config, ValidationMode::Fast)
+}
+
+fn build_schema_with(db: Db, config: &Config, mode: ValidationMode) -> AppSchema {
     let mut b = builder()
+        .validation_mode(mode)
         .data(db)
         .data(config.limits.clone())
         .data(pipeline::type_registry())

@@ -12,7 +12,10 @@ use std::{
     collections::HashSet,
     hash::{Hash, Hasher},
     num::NonZeroUsize,
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex, OnceLock,
+        atomic::{AtomicBool, Ordering},
+    },
 };
 
 use async_graphql::{
@@ -25,7 +28,7 @@ use async_graphql::{
 };
 use lru::LruCache;
 
-use super::{MutationRoot, QueryRoot, document};
+use super::{MutationRoot, QueryRoot, document, revalidate};
 use crate::{
     config::Limits,
     error::{AppError, ErrorCode, INTERNAL_MESSAGE},
@@ -49,6 +52,12 @@ pub struct Analysis {
     introspection: bool,
     /// Variables that must be given: name, type and the input path where they are used.
     required_variables: Vec<(String, String, Option<String>)>,
+    /// Set once a request with this document ran without any error under full validation: the
+    /// rules that depend on the document alone then hold for it (see [`revalidate`]).
+    validated: AtomicBool,
+    /// The arguments whose values use variables, with their types (computed on first use;
+    /// `None`: the document always gets full validation).
+    variable_arguments_typed: OnceLock<Option<Vec<revalidate::VariableArgument>>>,
 }
 
 impl Analysis {
@@ -91,6 +100,8 @@ impl Analysis {
                 .unwrap_or(0),
             introspection: document::selects_introspection(&doc),
             required_variables,
+            validated: AtomicBool::new(false),
+            variable_arguments_typed: OnceLock::new(),
             doc,
         })
     }
@@ -106,6 +117,30 @@ impl DocumentFacts {
     /// Whether the operation is a mutation (never abandoned mid-flight).
     pub fn is_mutation(&self) -> bool {
         self.analysis.operation_type == Some(OperationType::Mutation)
+    }
+
+    /// Whether this request may skip the document-only validation rules: its document has run
+    /// cleanly under full validation before, and its variables pass the one rule that depends
+    /// on them (see [`revalidate`]).
+    pub fn validation_known_good(
+        &self,
+        variables: &async_graphql::Variables,
+        registry: &Registry,
+    ) -> bool {
+        let analysis = &self.analysis;
+        if !analysis.validated.load(Ordering::Relaxed) {
+            return false;
+        }
+        analysis
+            .variable_arguments_typed
+            .get_or_init(|| revalidate::variable_arguments(&analysis.doc, registry))
+            .as_ref()
+            .is_some_and(|arguments| revalidate::variables_valid(arguments, variables, registry))
+    }
+
+    /// Records that a request with this document ran under full validation without any error.
+    pub fn mark_validated(&self) {
+        self.analysis.validated.store(true, Ordering::Relaxed);
     }
 
     /// The operation's type, when known.
@@ -353,7 +388,11 @@ fn classify_field_error(err: &mut ServerError) {
         {
             ext.set("scope", scope.as_str());
         }
-    } else if err.message.starts_with("Failed to parse") || err.message.starts_with("Invalid value")
+    } else if err.message.starts_with("Failed to parse")
+        || err.message.starts_with("Invalid value")
+        // A variable of an input-object type given a scalar or list: full validation lets
+        // it through and the input's parser refuses it.
+        || err.message.starts_with("Expected input type")
     {
         set_code(err, ErrorCode::BadUserInput, None);
     } else {

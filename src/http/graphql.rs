@@ -226,7 +226,18 @@ async fn execute_one(
         .data(RequestContext {
             actor: actor.clone(),
         });
-    let work = track(quiescence, state.schema.execute(request));
+    let registry = state.schema.data::<Registry>();
+    let schema = match (&state.revalidated_schema, registry) {
+        (Some(fast), Some(registry))
+            if facts.validation_known_good(&request.variables, registry) =>
+        {
+            fast
+        }
+        _ => &state.schema,
+    };
+    let validated_in_full = std::ptr::eq(schema, &state.schema);
+    state.metrics.record_validation(!validated_in_full);
+    let work = track(quiescence, schema.execute(request));
     tokio::pin!(work);
     let mut deadline = std::pin::pin!(crate::db::expiry(actor.deadline));
     let abandoned = |code: ErrorCode, message: String| Outcome {
@@ -246,7 +257,10 @@ async fn execute_one(
             AppError::ServiceUnavailable(None).public_message(),
         ),
     };
-    let executed = match state.schema.data::<Registry>() {
+    if validated_in_full && response.errors.is_empty() {
+        facts.mark_validated();
+    }
+    let executed = match registry {
         Some(registry) => pipeline::finish(&mut response, &facts, registry),
         None => pipeline::executed(&response),
     };

@@ -35,6 +35,9 @@ const COMPRESS_ABOVE_BYTES: u16 = 1024;
 pub struct AppState {
     /// The GraphQL schema.
     pub schema: AppSchema,
+    /// The same schema without the document-only validation rules, for requests whose
+    /// document already passed them (`None` when `GRAPHQL_VALIDATE_ONCE` is off).
+    pub revalidated_schema: Option<AppSchema>,
     /// The database.
     pub db: Db,
     /// The configuration.

@@ -418,6 +418,23 @@ impl<'r> Columns<'r> {
             .map_err(|e| DbErr::Type(format!("page column {index}: {e}")))
     }
 
+    /// A `NUMERIC` column, decoded directly when it is in the common binary shape (see
+    /// [`crate::db::numeric`]), else by the generic decoder.
+    fn decimal(&self, index: usize) -> Result<Decimal, DbErr> {
+        use sea_orm::sqlx::{Row, ValueRef, postgres::PgValueFormat};
+        if let Ok(raw) = self.row.try_get_raw(self.base + index)
+            && !raw.is_null()
+            && raw.format() == PgValueFormat::Binary
+            && let Some(value) = raw
+                .as_bytes()
+                .ok()
+                .and_then(crate::db::numeric::decode_binary)
+        {
+            return Ok(value);
+        }
+        self.get(index)
+    }
+
     /// One page row (see [`page_sql`]): the investment, then the investor's columns, then the
     /// fund's.
     fn page_row(&self, include: Include) -> Result<InvestmentWith, DbErr> {
@@ -443,7 +460,7 @@ impl<'r> Columns<'r> {
             id: self.get(1)?,
             fund_id: self.get(2)?,
             investor_id: self.get(3)?,
-            amount_usd: self.get(4)?,
+            amount_usd: self.decimal(4)?,
             investment_date: self.get(5)?,
             created_at: self.get(6)?,
         })
@@ -487,7 +504,13 @@ impl<'r> Columns<'r> {
             id,
             name: self.next_or(set.contains(0), at, String::new())?,
             vintage_year: self.next_or(set.contains(1), at, 0)?,
-            target_size_usd: self.next_or(set.contains(2), at, Decimal::ZERO)?,
+            target_size_usd: if set.contains(2) {
+                let value = self.decimal(*at)?;
+                *at += 1;
+                value
+            } else {
+                Decimal::ZERO
+            },
             status: match self.next_or::<Option<String>>(set.contains(3), at, None)? {
                 Some(s) => FundStatus::try_from_value(&s)?,
                 None => FundStatus::Fundraising,
