@@ -62,24 +62,57 @@ pub fn money_from_integer(value: i128) -> Result<Decimal, String> {
 pub fn format_money(value: Decimal) -> String {
     let mut v = value;
     v.rescale(2);
-    if v.is_zero() {
-        v.set_sign_positive(true);
+    if v.scale() != 2 {
+        // Too large to carry two decimals: as the value prints.
+        if v.is_zero() {
+            v.set_sign_positive(true);
+        }
+        return v.to_string();
     }
-    v.to_string()
+    // Digits written directly (this runs for every amount of every page): the mantissa at
+    // scale 2, with a point before its last two digits.
+    let mantissa = v.mantissa();
+    let mut digits = [0u8; 40];
+    let mut n = mantissa.unsigned_abs();
+    let mut at = digits.len();
+    while n > 0 || digits.len() - at < 3 {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
+    let mut out = String::with_capacity(digits.len() - at + 2);
+    if mantissa < 0 {
+        out.push('-');
+    }
+    let (int, frac) = digits[at..].split_at(digits.len() - at - 2);
+    out.extend(int.iter().map(|&d| char::from(d)));
+    out.push('.');
+    out.extend(frac.iter().map(|&d| char::from(d)));
+    out
 }
 
 /// `YYYY-MM-DD`, without going through a format-string parser (this runs for every date of
 /// every page).
 pub fn format_date(date: NaiveDate) -> String {
-    use std::fmt::Write as _;
+    let (year, month, day) = (date.year(), date.month(), date.day());
+    if !(0..=9999).contains(&year) {
+        return format!("{year:04}-{month:02}-{day:02}");
+    }
     let mut out = String::with_capacity(10);
-    let _ = write!(
-        out,
-        "{:04}-{:02}-{:02}",
-        date.year(),
-        date.month(),
-        date.day()
-    );
+    let digit = |n: u32| char::from(b'0' + (n % 10) as u8);
+    let year = year.unsigned_abs();
+    out.extend([
+        digit(year / 1000),
+        digit(year / 100),
+        digit(year / 10),
+        digit(year),
+        '-',
+        digit(month / 10),
+        digit(month),
+        '-',
+        digit(day / 10),
+        digit(day),
+    ]);
     out
 }
 
@@ -316,5 +349,70 @@ mod tests {
         assert!(status_transition_allowed(Investing, Investing));
         assert!(!status_transition_allowed(Closed, Investing));
         assert!(!status_transition_allowed(Investing, Fundraising));
+    }
+
+    /// The direct formatting equals the formatting through `Display` it replaced.
+    #[test]
+    fn money_and_dates_format_as_display_did() {
+        use rust_decimal::Decimal;
+        let reference_money = |value: Decimal| {
+            let mut v = value;
+            v.rescale(2);
+            if v.is_zero() {
+                v.set_sign_positive(true);
+            }
+            v.to_string()
+        };
+        let mut values: Vec<Decimal> = [
+            "0",
+            "-0",
+            "0.00",
+            "-0.00",
+            "0.001",
+            "-0.004",
+            "0.005",
+            "1",
+            "-1",
+            "0.1",
+            "0.01",
+            "-0.01",
+            "12.3",
+            "1200.5",
+            "99999999999999999.99",
+            "-99999999999999999.99",
+            "123456789012345678901234567.8",
+            "79228162514264337593543950335",
+            "-79228162514264337593543950335",
+            "7922816251426433759354395033.5",
+        ]
+        .iter()
+        .filter_map(|s| s.parse().ok())
+        .collect();
+        let mut x: i64 = 1;
+        for _ in 0..5000 {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            values.push(Decimal::new(x >> (x & 31), (x as u64 % 7) as u32));
+        }
+        for value in values {
+            assert_eq!(format_money(value), reference_money(value), "{value:?}");
+        }
+        let mut date = NaiveDate::from_ymd_opt(1, 1, 1).unwrap_or_default();
+        for _ in 0..4000 {
+            assert_eq!(
+                format_date(date),
+                format!("{:04}-{:02}-{:02}", date.year(), date.month(), date.day())
+            );
+            date += chrono::Duration::days(211);
+        }
+        for (y, m, d) in [(-1, 1, 1), (10000, 12, 31), (0, 2, 29), (9999, 12, 31)] {
+            if let Some(date) = NaiveDate::from_ymd_opt(y, m, d) {
+                assert_eq!(
+                    format_date(date),
+                    format!("{:04}-{:02}-{:02}", date.year(), date.month(), date.day())
+                );
+            }
+        }
     }
 }

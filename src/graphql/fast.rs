@@ -10,7 +10,7 @@
 //! to async-graphql's own resolution, so the answer is the same either way (a test compares
 //! the two paths on many documents).
 
-use std::borrow::Cow;
+use std::{borrow::Cow, sync::Arc};
 
 use crate::auth::Scope;
 use async_graphql::{
@@ -26,6 +26,7 @@ use super::{
     investment::Investment,
     investor::{GqlInvestorType, Investor},
     policy::granted,
+    raw::{self, RawParts},
     scalars::{Date, DateTime, Id, Money},
 };
 
@@ -48,6 +49,20 @@ pub trait FastObject {
         name: &str,
         set: &SelectionSet,
     ) -> Option<Value>;
+
+    /// The related object field `name` answers with, when it is already in memory and the
+    /// caller may read it (`None`: not such a field; [`FastObject::fast_field`] decides).
+    fn fast_child(&self, _ctx: &ContextSelectionSet<'_>, _name: &str) -> Option<Child<'_>> {
+        None
+    }
+}
+
+/// A related object in memory (fetched with its page).
+pub enum Child<'a> {
+    /// The investment's fund.
+    Fund(&'a Fund),
+    /// The investment's investor.
+    Investor(&'a Investor),
 }
 
 /// Directives already applied before execution (async-graphql removes skipped selections).
@@ -59,11 +74,11 @@ fn only_skip_include(directives: &[Positioned<async_graphql::parser::types::Dire
 
 /// Visits the fields of `set` for an object of type `type_name`, fragments expanded; stops
 /// (false) as soon as `visit` or the selection refuses.
-fn walk(
-    ctx: &ContextSelectionSet<'_>,
-    set: &SelectionSet,
+fn walk<'s>(
+    ctx: &'s ContextSelectionSet<'_>,
+    set: &'s SelectionSet,
     type_name: &str,
-    visit: &mut dyn FnMut(&Field) -> bool,
+    visit: &mut dyn FnMut(&'s Field) -> bool,
 ) -> bool {
     set.items.iter().all(|selection| match &selection.node {
         Selection::Field(field) => only_skip_include(&field.node.directives) && visit(&field.node),
@@ -88,32 +103,90 @@ fn walk(
 }
 
 /// The whole response object of `item` for `set`, or `None` to fall back.
-pub fn object<T: FastObject>(
+pub fn object<'s, T: FastObject>(
     item: &T,
-    ctx: &ContextSelectionSet<'_>,
-    set: &SelectionSet,
+    ctx: &'s ContextSelectionSet<'_>,
+    set: &'s SelectionSet,
 ) -> Option<Value> {
     let mut fields = Fields::with_capacity(set.items.len());
+    let mut keys: Vec<&'s str> = Vec::with_capacity(set.items.len());
     let complete = walk(ctx, set, T::TYPE_NAME, &mut |field| {
-        let key = field.response_key().node.clone();
-        if fields.contains_key(&key) {
-            // The same name twice needs field merging: leave it to async-graphql.
+        let key = field.response_key();
+        if !first_use(&mut keys, key.node.as_str()) {
             return false;
         }
-        let value = if field.name.node.as_str() == "__typename" {
+        let name = field.name.node.as_str();
+        let child_set = &field.selection_set.node;
+        let value = if name == "__typename" {
             Some(Value::String(T::TYPE_NAME.to_owned()))
+        } else if let Some(child) = item.fast_child(ctx, name) {
+            match child {
+                Child::Fund(f) => object(f, ctx, child_set),
+                Child::Investor(i) => object(i, ctx, child_set),
+            }
         } else {
-            item.fast_field(ctx, field.name.node.as_str(), &field.selection_set.node)
+            item.fast_field(ctx, name, child_set)
         };
         match value {
             Some(value) => {
-                fields.insert(key, value);
+                fields.insert(key.node.clone(), value);
                 true
             }
             None => false,
         }
     });
     complete.then_some(Value::Object(fields))
+}
+
+/// Records `key` as answered; false when it already was (the same name twice needs field
+/// merging: left to async-graphql).
+fn first_use<'s>(keys: &mut Vec<&'s str>, key: &'s str) -> bool {
+    if keys.contains(&key) {
+        return false;
+    }
+    keys.push(key);
+    true
+}
+
+/// As [`object`], writing the object's JSON to `out` instead of building a value (what
+/// serialising that value would write, byte for byte). False to fall back (`out` then holds
+/// a partial object: discard it).
+fn write_object<'s, T: FastObject>(
+    item: &T,
+    ctx: &'s ContextSelectionSet<'_>,
+    set: &'s SelectionSet,
+    out: &mut Vec<u8>,
+) -> bool {
+    let mut keys: Vec<&'s str> = Vec::with_capacity(set.items.len());
+    out.push(b'{');
+    let complete = walk(ctx, set, T::TYPE_NAME, &mut |field| {
+        let key = field.response_key().node.as_str();
+        if !first_use(&mut keys, key) {
+            return false;
+        }
+        if keys.len() > 1 {
+            out.push(b',');
+        }
+        if raw::write_str(out, key).is_err() {
+            return false;
+        }
+        out.push(b':');
+        let name = field.name.node.as_str();
+        let child_set = &field.selection_set.node;
+        if name == "__typename" {
+            raw::write_str(out, T::TYPE_NAME).is_ok()
+        } else if let Some(child) = item.fast_child(ctx, name) {
+            match child {
+                Child::Fund(f) => write_object(f, ctx, child_set, out),
+                Child::Investor(i) => write_object(i, ctx, child_set, out),
+            }
+        } else {
+            item.fast_field(ctx, name, child_set)
+                .is_some_and(|value| raw::write_leaf(out, &value).is_ok())
+        }
+    });
+    out.push(b'}');
+    complete
 }
 
 /// A list of nodes, resolved by the fast path when every item allows it.
@@ -139,10 +212,27 @@ impl<'a, N: Node + FastObject + Sync> OutputType for NodeList<'a, N> {
     ) -> ServerResult<Value> {
         if ctx.data_opt::<FastPath>().is_some_and(|f| f.0) {
             let set = &ctx.item.node;
-            let items: Option<Vec<Value>> =
-                self.0.iter().map(|item| object(item, ctx, set)).collect();
-            if let Some(items) = items {
-                return Ok(Value::List(items));
+            if let Some(parts) = ctx.data_opt::<Arc<RawParts>>() {
+                // The list's JSON written at once, spliced into the response when it is
+                // serialised (see [`raw`]).
+                let mut out = Vec::with_capacity(2 + 96 * self.0.len());
+                out.push(b'[');
+                let complete = self.0.iter().enumerate().all(|(i, item)| {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    write_object(item, ctx, set, &mut out)
+                });
+                if complete {
+                    out.push(b']');
+                    return Ok(parts.placeholder(out));
+                }
+            } else {
+                let items: Option<Vec<Value>> =
+                    self.0.iter().map(|item| object(item, ctx, set)).collect();
+                if let Some(items) = items {
+                    return Ok(Value::List(items));
+                }
             }
         }
         resolve_list(ctx, field, self.0.iter(), Some(self.0.len())).await
@@ -244,7 +334,7 @@ impl FastObject for Investment {
 
     fn fast_field(
         &self,
-        ctx: &ContextSelectionSet<'_>,
+        _ctx: &ContextSelectionSet<'_>,
         name: &str,
         set: &SelectionSet,
     ) -> Option<Value> {
@@ -256,11 +346,18 @@ impl FastObject for Investment {
             "amountUsd" => leaf(set, Money(m.amount_usd).to_value()),
             "investmentDate" => leaf(set, Date(m.investment_date).to_value()),
             "createdAt" => leaf(set, DateTime(m.created_at).to_value()),
-            // Related rows only when they came with the page (else the loader resolves them)
-            // and the caller may read them (else the resolver answers FORBIDDEN).
-            "fund" if granted(ctx, Scope::FundsRead) => object(self.embedded_fund()?, ctx, set),
+            // fund, investor: see fast_child.
+            _ => None,
+        }
+    }
+
+    /// Related rows only when they came with the page (else the loader resolves them) and
+    /// the caller may read them (else the resolver answers FORBIDDEN).
+    fn fast_child(&self, ctx: &ContextSelectionSet<'_>, name: &str) -> Option<Child<'_>> {
+        match name {
+            "fund" if granted(ctx, Scope::FundsRead) => self.embedded_fund().map(Child::Fund),
             "investor" if granted(ctx, Scope::InvestorsRead) => {
-                object(self.embedded_investor()?, ctx, set)
+                self.embedded_investor().map(Child::Investor)
             }
             _ => None,
         }

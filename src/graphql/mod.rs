@@ -15,6 +15,7 @@ pub mod mutation;
 pub mod pipeline;
 pub mod policy;
 pub mod query;
+pub mod raw;
 pub mod revalidate;
 pub mod scalars;
 

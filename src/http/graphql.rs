@@ -15,7 +15,7 @@ use axum::{
     },
     response::{Html, IntoResponse, Response as HttpResponse},
 };
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use super::{
     AppState,
@@ -30,6 +30,7 @@ use crate::{
         context::RequestContext,
         loader::{new_loaders, track},
         pipeline::{self, PrepareOptions, coded_error, error_code},
+        raw::{self, RawParts, RawTable},
     },
     service::Actor,
 };
@@ -88,14 +89,60 @@ fn negotiate(headers: &HeaderMap) -> Option<Format> {
 }
 
 /// A GraphQL result as the spec writes it: no `data` key when execution never started.
-#[derive(Serialize)]
 struct WireResponse<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
     data: Option<&'a Value>,
-    #[serde(skip_serializing_if = "<[ServerError]>::is_empty")]
     errors: &'a [ServerError],
-    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     extensions: &'a std::collections::BTreeMap<String, Value>,
+    /// JSON written during execution, for the placeholders in `data`.
+    raw: &'a RawTable,
+}
+
+impl WireResponse<'_> {
+    /// Writes the compact JSON of `{"data", "errors", "extensions"}` (absent and empty
+    /// members left out), with the parts of `raw` spliced into `data`.
+    fn render(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
+        out.push(b'{');
+        let mut members = 0;
+        let mut member = |out: &mut Vec<u8>, name: &str| {
+            if members > 0 {
+                out.push(b',');
+            }
+            members += 1;
+            raw::write_str(out, name).map(|()| out.push(b':'))
+        };
+        if let Some(data) = self.data {
+            member(out, "data")?;
+            raw::write_value(out, data, self.raw)?;
+        }
+        if !self.errors.is_empty() {
+            member(out, "errors")?;
+            serde_json::to_writer(&mut *out, self.errors)?;
+        }
+        if !self.extensions.is_empty() {
+            member(out, "extensions")?;
+            serde_json::to_writer(&mut *out, self.extensions)?;
+        }
+        out.push(b'}');
+        Ok(())
+    }
+}
+
+/// The JSON body of one result or of a batch's results.
+fn render(wires: &[WireResponse<'_>], batch: bool) -> serde_json::Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(1024);
+    if batch {
+        out.push(b'[');
+    }
+    for (i, wire) in wires.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        wire.render(&mut out)?;
+    }
+    if batch {
+        out.push(b']');
+    }
+    Ok(out)
 }
 
 /// One executed (or refused) operation.
@@ -104,6 +151,8 @@ struct Outcome {
     executed: bool,
     /// The operation's name from its document (`query Name { … }`), when it has one.
     operation_name: Option<String>,
+    /// JSON parts written during execution (see [`raw`]).
+    raw: RawTable,
 }
 
 impl Outcome {
@@ -112,6 +161,7 @@ impl Outcome {
             data: self.executed.then_some(&self.response.data),
             errors: &self.response.errors,
             extensions: &self.response.extensions,
+            raw: &self.raw,
         }
     }
 
@@ -120,6 +170,7 @@ impl Outcome {
             response: Response::from_errors(vec![err]),
             executed: false,
             operation_name: None,
+            raw: RawTable::default(),
         }
     }
 
@@ -150,7 +201,7 @@ fn request_error(
     message: impl Into<String>,
 ) -> HttpResponse {
     let outcome = Outcome::refused(coded_error(code, message, None));
-    let mut response = json_response(status, format, &outcome.wire());
+    let mut response = bytes_response(status, format, render(&[outcome.wire()], false));
     response.extensions_mut().insert(GraphqlOutcome {
         graphql: true,
         operation: None,
@@ -159,8 +210,13 @@ fn request_error(
     response
 }
 
-fn json_response<T: Serialize>(status: StatusCode, format: Format, body: &T) -> HttpResponse {
-    match serde_json::to_vec(body) {
+/// A response with an already serialised JSON body.
+fn bytes_response(
+    status: StatusCode,
+    format: Format,
+    body: serde_json::Result<Vec<u8>>,
+) -> HttpResponse {
+    match body {
         Ok(bytes) => {
             let mut response = HttpResponse::new(Body::from(bytes));
             *response.status_mut() = status;
@@ -215,12 +271,15 @@ async fn execute_one(
                 response: Response::from_errors(errors),
                 executed: false,
                 operation_name: None,
+                raw: RawTable::default(),
             };
         }
     };
     let operation_name = facts.operation_name();
     let (loaders, quiescence) = new_loaders(state.db.clone(), Arc::clone(&state.metrics));
+    let raw_parts = Arc::new(RawParts::default());
     let request = request
+        .data(Arc::clone(&raw_parts))
         .data(loaders)
         .data(principal.clone())
         .data(RequestContext {
@@ -245,6 +304,7 @@ async fn execute_one(
         response: Response::from_errors(vec![coded_error(code, message, None)]),
         executed: true,
         operation_name: operation_name.clone(),
+        raw: RawTable::default(),
     };
     let mut response = tokio::select! {
         response = &mut work => response,
@@ -268,6 +328,7 @@ async fn execute_one(
         response,
         executed,
         operation_name,
+        raw: raw_parts.take(),
     }
 }
 
@@ -301,7 +362,8 @@ async fn run(
         Batch::Single(incoming) => {
             let operation = incoming.request.operation_name.clone();
             let outcome = execute_one(state, incoming, &actor, &principal, is_get).await;
-            let mut response = json_response(outcome.status(format), format, &outcome.wire());
+            let body = render(&[outcome.wire()], false);
+            let mut response = bytes_response(outcome.status(format), format, body);
             response.extensions_mut().insert(GraphqlOutcome {
                 graphql: true,
                 error_code: outcome.first_code(),
@@ -352,7 +414,7 @@ async fn run(
                 StatusCode::OK
             };
             let wires: Vec<WireResponse<'_>> = outcomes.iter().map(Outcome::wire).collect();
-            let mut response = json_response(status, format, &wires);
+            let mut response = bytes_response(status, format, render(&wires, true));
             response.extensions_mut().insert(GraphqlOutcome {
                 graphql: true,
                 operation: Some(names.join(",")),
