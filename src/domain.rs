@@ -73,12 +73,31 @@ pub fn format_money(value: Decimal) -> String {
     // scale 2, with a point before its last two digits.
     let mantissa = v.mantissa();
     let mut digits = [0u8; 40];
-    let mut n = mantissa.unsigned_abs();
     let mut at = digits.len();
-    while n > 0 || digits.len() - at < 3 {
+    let mut push = |d: u8| {
         at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
+        digits[at] = b'0' + d;
+    };
+    let n = mantissa.unsigned_abs();
+    match u64::try_from(n) {
+        // 64-bit division is several times cheaper than 128-bit; amounts fit it.
+        Ok(mut n) => {
+            for _ in 0..3 {
+                push((n % 10) as u8);
+                n /= 10;
+            }
+            while n > 0 {
+                push((n % 10) as u8);
+                n /= 10;
+            }
+        }
+        Err(_) => {
+            let mut n = n;
+            while n > 0 {
+                push((n % 10) as u8);
+                n /= 10;
+            }
+        }
     }
     let mut out = String::with_capacity(digits.len() - at + 2);
     if mantissa < 0 {

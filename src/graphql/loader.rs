@@ -241,7 +241,7 @@ pub struct FundKey(pub Uuid);
 pub struct InvestorKey(pub Uuid);
 
 /// `Fund.investments` / `Investor.investments`: one parent's page, the page arguments included.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PageKey {
     /// Fund or investor.
     pub parent: Parent,
@@ -249,6 +249,14 @@ pub struct PageKey {
     pub include: Include,
     /// Parent id and window.
     pub query: PageQuery,
+}
+
+/// Hashes the parent id alone: the keys of one request differ by parent almost always, and
+/// the loader hashes every key several times (equality still compares every field).
+impl std::hash::Hash for PageKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_u128(self.query.parent_id.as_u128());
+    }
 }
 
 /// `totalCount` of a nested connection and `Fund.investorCount`.

@@ -68,6 +68,16 @@ pub struct RawTable {
 }
 
 impl RawTable {
+    /// Bytes of JSON held.
+    pub fn len(&self) -> usize {
+        self.parts.iter().map(Vec::len).sum()
+    }
+
+    /// Whether no part is held.
+    pub fn is_empty(&self) -> bool {
+        self.parts.is_empty()
+    }
+
     fn lookup(&self, s: &str) -> Option<&[u8]> {
         if self.parts.is_empty() {
             return None;

@@ -129,7 +129,8 @@ impl WireResponse<'_> {
 
 /// The JSON body of one result or of a batch's results.
 fn render(wires: &[WireResponse<'_>], batch: bool) -> serde_json::Result<Vec<u8>> {
-    let mut out = Vec::with_capacity(1024);
+    let spliced: usize = wires.iter().map(|w| w.raw.len()).sum();
+    let mut out = Vec::with_capacity(1024 + spliced + spliced / 8);
     if batch {
         out.push(b'[');
     }

@@ -121,7 +121,11 @@ impl<T> Stream for TryAsyncStream<'_, T> {
 #[macro_export]
 macro_rules! try_stream {
     ($($block:tt)*) => {
-        $crate::ext::async_stream::TryAsyncStream::new(move |yielder| ::tracing::Instrument::in_current_span(async move {
+        // titanbay patch: no `tracing::Instrument::in_current_span` around the body. The body
+        // is polled by the future that created the stream, inside whatever span that future
+        // runs in, so re-entering the creating span on every poll (every row) only costs a
+        // subscriber lookup per row (about 5 % of a 500-row request's CPU).
+        $crate::ext::async_stream::TryAsyncStream::new(move |yielder| (async move {
             // Anti-footgun: effectively pins `yielder` to this future to prevent any accidental
             // move to another task, which could deadlock.
             let yielder = &yielder;
