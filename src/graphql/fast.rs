@@ -261,10 +261,16 @@ impl<T: FastObject + OutputType + Sync> OutputType for One<T> {
         ctx: &ContextSelectionSet<'_>,
         field: &Positioned<Field>,
     ) -> ServerResult<Value> {
-        if ctx.data_opt::<FastPath>().is_some_and(|f| f.0)
-            && let Some(value) = object(&self.0, ctx, &ctx.item.node)
-        {
-            return Ok(value);
+        if ctx.data_opt::<FastPath>().is_some_and(|f| f.0) {
+            let set = &ctx.item.node;
+            if let Some(parts) = ctx.data_opt::<Arc<RawParts>>() {
+                let mut out = Vec::with_capacity(256);
+                if write_object(&self.0, ctx, set, &mut out) {
+                    return Ok(parts.placeholder(out));
+                }
+            } else if let Some(value) = object(&self.0, ctx, set) {
+                return Ok(value);
+            }
         }
         self.0.resolve(ctx, field).await
     }

@@ -54,7 +54,17 @@ pub async fn find_fund(
     db: &impl ConnectionTrait,
     id: Uuid,
 ) -> Result<Option<fund::Model>, AppError> {
-    Ok(super::find_by_pk::<fund::Entity>(db, "SELECT * FROM funds WHERE id = $1", id).await?)
+    // The columns in the order of `FUND_COLUMNS`, decoded by position (as page rows are).
+    let stmt = Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "SELECT name, vintage_year, target_size_usd, status, created_at, updated_at \
+         FROM funds WHERE id = $1",
+        [id.into()],
+    );
+    match db.query_one_raw(stmt).await? {
+        Some(row) => Ok(Some(super::investment::fund_row(&row, id)?)),
+        None => Ok(None),
+    }
 }
 
 /// Funds by id, in no particular order; unknown ids are left out.

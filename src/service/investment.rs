@@ -387,6 +387,13 @@ fn page_sql(parent: Parent, shape: Shape, include: Include) -> String {
     )
 }
 
+/// A fund row holding every column of `FUND_COLUMNS` in that order (the id aside), decoded
+/// by position.
+pub(crate) fn fund_row(row: &sea_orm::QueryResult, id: Uuid) -> Result<fund::Model, AppError> {
+    let mut at = 0;
+    Ok(Columns::of(row, 0)?.fund(id, ColumnSet::ALL, &mut at)?)
+}
+
 /// Typed access to the columns of a page row by position, without sqlx's per-value type-name
 /// checks: the statement is ours and fixed, so its column types are known (and the tests
 /// decode every column of every shape).
