@@ -64,7 +64,8 @@ fn for_each_field(
     }
 }
 
-fn contains_variable(value: &Value) -> bool {
+/// Whether `value` uses a variable anywhere (in lists and objects too).
+pub(crate) fn contains_variable(value: &Value) -> bool {
     match value {
         Value::Variable(_) => true,
         Value::List(items) => items.iter().any(contains_variable),

@@ -24,6 +24,8 @@ use async_graphql_value::Value;
 
 use async_graphql::Positioned;
 
+use super::document::contains_variable;
+
 /// An argument whose value uses variables, and the type it is declared with.
 #[derive(Debug)]
 pub struct VariableArgument {
@@ -171,15 +173,6 @@ fn directives_use_variables(list: &[Positioned<Directive>]) -> bool {
             .iter()
             .any(|(_, v)| contains_variable(&v.node))
     })
-}
-
-fn contains_variable(value: &Value) -> bool {
-    match value {
-        Value::Variable(_) => true,
-        Value::List(items) => items.iter().any(contains_variable),
-        Value::Object(fields) => fields.values().any(contains_variable),
-        _ => false,
-    }
 }
 
 /// Whether every recorded argument, with the request's variables substituted, is a valid
