@@ -437,12 +437,12 @@ impl UpdateFundInput {
 /// Loads one fund for `Query.fund`: with its investments page in the same statement when the
 /// client selects it (see [`root_page`]).
 pub(super) async fn fund_by_id(ctx: &Context<'_>, id: Id) -> async_graphql::Result<Option<Fund>> {
-    let conn = &db(ctx)?.conn;
+    let db = db(ctx)?;
     let Some(key) = root_page(ctx, Parent::Fund, id.0) else {
-        return Ok(service::fund::find_fund(conn, id.0).await?.map(Fund));
+        return Ok(service::fund::find_fund(db, id.0).await?.map(Fund));
     };
     let columns = root_columns(ctx, &FUND_COLUMNS, fund_column);
-    let found = service::investment::fund_with_page(conn, columns, key.include, &key.query).await?;
+    let found = service::investment::fund_with_page(db, columns, key.include, &key.query).await?;
     Ok(found.map(|(fund, page)| {
         if let Ok(loaders) = loader(ctx) {
             loaders.prime_page(key, page);
@@ -456,15 +456,15 @@ pub(super) async fn investor_by_id(
     ctx: &Context<'_>,
     id: Id,
 ) -> async_graphql::Result<Option<Investor>> {
-    let conn = &db(ctx)?.conn;
+    let db = db(ctx)?;
     let Some(key) = root_page(ctx, Parent::Investor, id.0) else {
-        return Ok(service::investor::find_investor(conn, id.0)
+        return Ok(service::investor::find_investor(&db.conn, id.0)
             .await?
             .map(Investor));
     };
     let columns = root_columns(ctx, &INVESTOR_COLUMNS, investor_column);
     let found =
-        service::investment::investor_with_page(conn, columns, key.include, &key.query).await?;
+        service::investment::investor_with_page(db, columns, key.include, &key.query).await?;
     Ok(found.map(|(investor, page)| {
         if let Ok(loaders) = loader(ctx) {
             loaders.prime_page(key, page);

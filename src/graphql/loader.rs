@@ -341,8 +341,7 @@ impl Loader<PageKey> for DbLoader {
                 .fold(Include::default(), |all, k| all.union(k.include));
             let queries: Vec<PageQuery> = group.iter().map(|k| k.query.clone()).collect();
             let pages =
-                service::investment::investment_pages(&self.db.conn, parent, include, &queries)
-                    .await?;
+                service::investment::investment_pages(&self.db, parent, include, &queries).await?;
             out.extend(group.into_iter().zip(pages.into_iter().map(Arc::new)));
         }
         Ok(out)

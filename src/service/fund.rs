@@ -50,10 +50,7 @@ impl FundFilter {
 }
 
 /// A fund by id, or `None`.
-pub async fn find_fund(
-    db: &impl ConnectionTrait,
-    id: Uuid,
-) -> Result<Option<fund::Model>, AppError> {
+pub async fn find_fund(db: &Db, id: Uuid) -> Result<Option<fund::Model>, AppError> {
     // The columns in the order of `FUND_COLUMNS`, decoded by position (as page rows are).
     let stmt = Statement::from_sql_and_values(
         DbBackend::Postgres,
@@ -61,8 +58,8 @@ pub async fn find_fund(
          FROM funds WHERE id = $1",
         [id.into()],
     );
-    match db.query_one_raw(stmt).await? {
-        Some(row) => Ok(Some(super::investment::fund_row(&row, id)?)),
+    match db.fetch_all(stmt).await?.first() {
+        Some(row) => Ok(Some(super::investment::fund_row(row, id)?)),
         None => Ok(None),
     }
 }

@@ -11,7 +11,7 @@ use chrono::NaiveDate;
 use rust_decimal::Decimal;
 use sea_orm::{
     ActiveEnum, ConnectionTrait, DbBackend, DbErr, EntityTrait, FromQueryResult, QuerySelect,
-    Statement, Value,
+    Statement, Value, sqlx::postgres::PgRow,
 };
 use uuid::Uuid;
 
@@ -157,14 +157,16 @@ pub async fn create_investment(
     );
     let outcome = db
         .single_write(actor.deadline, async {
-            match db.conn.query_one_raw(stmt).await {
-                Ok(Some(row)) => Ok(Some((
-                    row.try_get_by_index::<FundStatus>(0)
-                        .map_err(AppError::Database)?,
-                    row.try_get_by_index::<Option<Uuid>>(1)
-                        .map_err(AppError::Database)?,
-                ))),
-                Ok(None) => Ok(None),
+            // One row when the fund exists: its status and the new id (null when closed).
+            match db.fetch_all(stmt).await {
+                Ok(rows) => match rows.first() {
+                    Some(row) => Ok(Some(
+                        Columns::of(row, 0)
+                            .get::<Option<Uuid>>(1)
+                            .map_err(AppError::Database)?,
+                    )),
+                    None => Ok(None),
+                },
                 // The foreign key is the existence check for the investor on the common path.
                 Err(e) if is_foreign_key_violation(&e, "fk_investments_investor_id") => {
                     Err(unknown_investor(new.investor_id))
@@ -175,8 +177,8 @@ pub async fn create_investment(
         .await?;
     match outcome {
         None => Err(unknown_fund(new.fund_id)),
-        Some((_, Some(_))) => Ok(model),
-        Some((_, None)) => {
+        Some(Some(_)) => Ok(model),
+        Some(None) => {
             // Closed. An unknown investor outranks the closed fund; only this rare path pays
             // the lookup.
             let investor_exists = investor::Entity::find_by_id(new.investor_id)
@@ -389,9 +391,9 @@ fn page_sql(parent: Parent, shape: Shape, include: Include) -> String {
 
 /// A fund row holding every column of `FUND_COLUMNS` in that order (the id aside), decoded
 /// by position.
-pub(crate) fn fund_row(row: &sea_orm::QueryResult, id: Uuid) -> Result<fund::Model, AppError> {
+pub(crate) fn fund_row(row: &PgRow, id: Uuid) -> Result<fund::Model, AppError> {
     let mut at = 0;
-    Ok(Columns::of(row, 0)?.fund(id, ColumnSet::ALL, &mut at)?)
+    Ok(Columns::of(row, 0).fund(id, ColumnSet::ALL, &mut at)?)
 }
 
 /// Typed access to the columns of a page row by position, without sqlx's per-value type-name
@@ -399,18 +401,13 @@ pub(crate) fn fund_row(row: &sea_orm::QueryResult, id: Uuid) -> Result<fund::Mod
 /// decode every column of every shape).
 /// Positions count from `base`: a page's columns may follow a parent row's.
 struct Columns<'r> {
-    row: &'r sea_orm::sqlx::postgres::PgRow,
+    row: &'r PgRow,
     base: usize,
 }
 
 impl<'r> Columns<'r> {
-    fn of(row: &'r sea_orm::QueryResult, base: usize) -> Result<Columns<'r>, AppError> {
-        match row.try_as_pg_row() {
-            Some(row) => Ok(Columns { row, base }),
-            None => Err(AppError::Internal(
-                "page rows must come from PostgreSQL".to_owned(),
-            )),
-        }
+    fn of(row: &'r PgRow, base: usize) -> Columns<'r> {
+        Columns { row, base }
     }
 
     fn get<T>(&self, index: usize) -> Result<T, DbErr>
@@ -580,15 +577,15 @@ pub fn page_statements(
 /// exactly one), whatever the number of parents, with the related rows `include` asks for.
 /// Results come back in request order.
 pub async fn investment_pages(
-    db: &impl ConnectionTrait,
+    db: &Db,
     parent: Parent,
     include: Include,
     queries: &[PageQuery],
 ) -> Result<Vec<Page<InvestmentWith>>, AppError> {
     let mut rows_by_query: Vec<Vec<InvestmentWith>> = vec![Vec::new(); queries.len()];
     for (members, stmt) in page_statements(parent, include, queries) {
-        for row in db.query_all_raw(stmt).await? {
-            let columns = Columns::of(&row, 0)?;
+        for row in db.fetch_all(stmt).await? {
+            let columns = Columns::of(&row, 0);
             let ord: i64 = columns.get(0)?;
             let Some(&query_index) = usize::try_from(ord - 1).ok().and_then(|o| members.get(o))
             else {
@@ -620,7 +617,7 @@ fn finish_page(mut rows: Vec<InvestmentWith>, query: &PageQuery) -> Page<Investm
 /// a page of its investments, in one statement (one round trip instead of two when a client
 /// asks for a fund and its investments). `None` when there is no such fund.
 pub async fn fund_with_page(
-    db: &impl ConnectionTrait,
+    db: &Db,
     columns: ColumnSet,
     include: Include,
     query: &PageQuery,
@@ -636,7 +633,7 @@ pub async fn fund_with_page(
 /// An investor by id with some of its columns and a page of its investments, in one
 /// statement; `None` when there is no such investor.
 pub async fn investor_with_page(
-    db: &impl ConnectionTrait,
+    db: &Db,
     columns: ColumnSet,
     include: Include,
     query: &PageQuery,
@@ -689,7 +686,7 @@ pub fn parent_with_page_statement(
 }
 
 async fn parent_with_page<T>(
-    db: &impl ConnectionTrait,
+    db: &Db,
     parent: Parent,
     columns: ColumnSet,
     include: Include,
@@ -697,12 +694,12 @@ async fn parent_with_page<T>(
     parent_row: impl Fn(&Columns<'_>) -> Result<T, DbErr>,
 ) -> Result<Option<(T, Page<InvestmentWith>)>, AppError> {
     let stmt = parent_with_page_statement(parent, columns, include, query)?;
-    let rows = db.query_all_raw(stmt).await?;
+    let rows = db.fetch_all(stmt).await?;
     let Some(first) = rows.first() else {
         return Ok(None);
     };
     // Column 0 is the constant; the parent's columns follow, then the page's.
-    let parent_columns = Columns::of(first, 1)?;
+    let parent_columns = Columns::of(first, 1);
     let model = parent_row(&parent_columns)?;
     let base = 1 + parent
         .columns()
@@ -712,7 +709,7 @@ async fn parent_with_page<T>(
         .count();
     let mut items = Vec::with_capacity(rows.len());
     for row in &rows {
-        let page_columns = Columns::of(row, base)?;
+        let page_columns = Columns::of(row, base);
         // A null ordinal is the LEFT JOIN's row for an empty page.
         if page_columns.get::<Option<i64>>(0)?.is_some() {
             items.push(page_columns.page_row(include)?);
