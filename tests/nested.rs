@@ -284,6 +284,11 @@ async fn a_root_lookup_and_its_investments_page_cost_one_statement() {
             "query($id: UUID!) { fund(id: $id) { name investments(first: 5) { nodes { id } } } }",
             json!({ "id": Uuid::now_v7() }),
         ),
+        // Without a page: the lookup alone, which is counted like every other statement.
+        (
+            "query($id: UUID!) { fund(id: $id) { id name vintageYear targetSizeUsd status createdAt updatedAt } }",
+            json!({ "id": fund }),
+        ),
     ];
     for (query, variables) in &cases {
         let (count, _) = statements_for(&app, query, variables.clone()).await;
@@ -295,6 +300,16 @@ async fn a_root_lookup_and_its_investments_page_cost_one_statement() {
     assert_eq!(data["fund"]["investments"]["nodes"], json!([]));
     let data = app.gql_ok(cases[3].0, cases[3].1.clone()).await;
     assert_eq!(data["fund"], Value::Null);
+    // `createInvestment` is one statement too (the fund's lock, the checks, the insert and
+    // its audit row), counted like the reads.
+    let (count, body) = statements_for(
+        &app,
+        r#"mutation($f: UUID!, $i: UUID!) { createInvestment(input: { fundId: $f, investorId: $i, amountUsd: "10.00", investmentDate: "2024-01-02" }) { id amountUsd } }"#,
+        json!({ "f": empty, "i": investor }),
+    )
+    .await;
+    assert_eq!(count, 1);
+    assert_eq!(body["data"]["createInvestment"]["amountUsd"], "10.00");
 
     // Every field of the root, every page position, both directions: as the page's own
     // statement answers.
