@@ -4,7 +4,8 @@ use crate::connection::Connection;
 use crate::database::Database;
 use crate::error::Error;
 use crate::pool::{deadline_as_timeout, CloseEvent, Pool, PoolOptions};
-use crossbeam_queue::ArrayQueue;
+use std::collections::VecDeque;
+use std::sync::Mutex;
 
 use crate::sync::{AsyncSemaphore, AsyncSemaphoreReleaser};
 
@@ -24,7 +25,9 @@ use tracing::Level;
 
 pub(crate) struct PoolInner<DB: Database> {
     pub(super) connect_options: RwLock<Arc<<DB::Connection as Connection>::Options>>,
-    pub(super) idle_conns: ArrayQueue<Idle<DB>>,
+    /// titanbay patch: a stack (the connection released last is handed out first) instead of
+    /// upstream's FIFO queue; see `IdleConns`.
+    pub(super) idle_conns: IdleConns<Idle<DB>>,
     pub(super) semaphore: AsyncSemaphore,
     pub(super) size: AtomicU32,
     pub(super) num_idle: AtomicUsize,
@@ -55,7 +58,7 @@ impl<DB: Database> PoolInner<DB> {
 
         let pool = Self {
             connect_options: RwLock::new(Arc::new(connect_options)),
-            idle_conns: ArrayQueue::new(capacity),
+            idle_conns: IdleConns::new(capacity),
             semaphore: AsyncSemaphore::new(options.fair, semaphore_capacity),
             size: AtomicU32::new(0),
             num_idle: AtomicUsize::new(0),
@@ -190,6 +193,18 @@ impl<DB: Database> PoolInner<DB> {
         let permit = self.semaphore.try_acquire(1)?;
 
         self.pop_idle(permit).ok()
+    }
+
+    /// titanbay patch: as `try_acquire`, but the connection idle the longest (for the
+    /// maintenance task, which checks every idle connection in turn).
+    fn try_acquire_oldest(self: &Arc<Self>) -> Option<Floating<DB, Idle<DB>>> {
+        if self.is_closed() {
+            return None;
+        }
+        let permit = self.semaphore.try_acquire(1)?;
+        let idle = self.idle_conns.pop_oldest()?;
+        self.num_idle.fetch_sub(1, Ordering::AcqRel);
+        Some(Floating::from_idle(idle, (*self).clone(), permit))
     }
 
     fn pop_idle<'a>(
@@ -558,8 +573,10 @@ fn spawn_maintenance_tasks<DB: Database>(pool: &Arc<PoolInner<DB>>) {
                     // and if we have fewer than min_connections after reaping a connection,
                     // open a new one immediately. Note that other connections may be popped from
                     // the queue in the meantime - that's fine, there is no harm in checking more
+                    // titanbay patch: oldest first (a stack hands out the newest), each
+                    // checked one going back on top, so one pass visits every connection.
                     for _ in 0..pool.num_idle() {
-                        if let Some(conn) = pool.try_acquire() {
+                        if let Some(conn) = pool.try_acquire_oldest() {
                             if is_beyond_idle_timeout(&conn, &pool.options)
                                 || is_beyond_max_lifetime(&conn, &pool.options)
                             {
@@ -632,5 +649,49 @@ impl<DB: Database> Drop for DecrementSizeGuard<DB> {
             // and here we release the permit we got on construction
             self.pool.semaphore.release(1);
         }
+    }
+}
+
+/// titanbay patch: the idle connections as a stack. Upstream queues them (FIFO), so every
+/// connection of the pool takes its turn even when a few would carry the load; on a small
+/// machine each turn wakes a PostgreSQL backend whose caches have gone cold. Handing out the
+/// connection released last keeps the busy set as small as the load allows; the others stay
+/// idle, are reaped by `idle_timeout`, and are checked oldest first by the maintenance task.
+pub(crate) struct IdleConns<T> {
+    stack: Mutex<VecDeque<T>>,
+    capacity: usize,
+}
+
+impl<T> IdleConns<T> {
+    fn new(capacity: usize) -> Self {
+        IdleConns {
+            stack: Mutex::new(VecDeque::with_capacity(capacity)),
+            capacity,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<T>> {
+        // Nothing panics while holding the lock; a poisoned one is still consistent.
+        self.stack.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The connection released last.
+    pub(crate) fn pop(&self) -> Option<T> {
+        self.lock().pop_back()
+    }
+
+    /// The connection idle the longest.
+    fn pop_oldest(&self) -> Option<T> {
+        self.lock().pop_front()
+    }
+
+    /// `Err` (giving it back) when the pool's capacity is already held.
+    pub(crate) fn push(&self, value: T) -> Result<(), T> {
+        let mut stack = self.lock();
+        if stack.len() >= self.capacity {
+            return Err(value);
+        }
+        stack.push_back(value);
+        Ok(())
     }
 }
