@@ -124,17 +124,19 @@ impl Db {
         db
     }
 
-    /// The rows of a read statement, run on the pool straight through sqlx and counted like
-    /// every other statement.
+    /// The rows of one statement (a read, or an autocommit write that returns rows), run on
+    /// the pool straight through sqlx and counted like every other statement.
     ///
-    /// The hot reads (a fund by id, pages of investments) go this way: SeaORM's
-    /// `query_all_raw` for the same call moves boxed futures of about 15 KB three times and
-    /// copies the values and the text once more (a fifth of W1's instructions, about 5 % of the
-    /// server's cycles). Errors are SeaORM's, mapped as its own driver maps them, so callers
-    /// classify them the same way.
+    /// The hot statements (a fund by id, pages of investments, `createInvestment`) go this
+    /// way: SeaORM's `query_all_raw` for the same call moves boxed futures of about 15 KB
+    /// three times and copies the values and the text once more (a fifth of W1's
+    /// instructions, about 5 % of the server's cycles). Errors are SeaORM's, mapped as its own
+    /// driver maps them, so callers classify them the same way.
     pub async fn fetch_all(&self, stmt: Statement) -> Result<Vec<PgRow>, DbErr> {
         let Some(pool) = &self.pool else {
-            return Err(DbErr::Custom("reads need a PostgreSQL pool".to_owned()));
+            return Err(DbErr::Custom(
+                "statements need a PostgreSQL pool".to_owned(),
+            ));
         };
         let Statement { sql, values, .. } = stmt;
         // The text moves into the query; it is kept for the debug log only when that is on.
