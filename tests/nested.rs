@@ -409,7 +409,13 @@ async fn explain(app: &TestApp, stmt: Statement) -> Vec<Value> {
     let texts: Vec<String> = if types.is_empty() {
         Vec::new()
     } else {
-        let casts: Vec<String> = (1..=types.len()).map(|n| format!("${n}::text")).collect();
+        // The types are written out: the pool caches statements by text, and the same text
+        // with other parameter types would reuse a statement prepared for those.
+        let casts: Vec<String> = types
+            .iter()
+            .enumerate()
+            .map(|(n, ty)| format!("${}::{ty}::text", n + 1))
+            .collect();
         let row = txn
             .query_one_raw(Statement {
                 sql: format!("SELECT ARRAY[{}]", casts.join(", ")),
