@@ -70,6 +70,9 @@ async fn reused_validation_answers_exactly_what_full_validation_answers() {
         "query($filter: FundFilter) { funds(first: 2, filter: $filter) { nodes { name status } } }";
     let directive = "query($id: UUID!, $inc: Boolean!) { fund(id: $id) { name vintageYear @include(if: $inc) } }";
     let nested = "query($id: UUID!, $n: Int) { fund(id: $id) { investments(first: $n) { nodes { investor { name } } } } }";
+    // Page sizes from variables: the complexity (page sizes multiplied) is checked on every
+    // request even once the document is known to be valid.
+    let sizes = "query($a: Int, $b: Int) { funds(first: $a) { nodes { investments(first: $b) { nodes { amountUsd investor { name } } } } } }";
     let cases: Vec<(&str, Value)> = vec![
         // Each document first runs cleanly (so that later requests may reuse its validation),
         // then with every kind of bad variable, then cleanly again.
@@ -108,6 +111,10 @@ async fn reused_validation_answers_exactly_what_full_validation_answers() {
         ),
         (nested, json!({ "id": fund, "n": -3 })),
         (nested, json!({ "id": fund, "n": 1 })),
+        (sizes, json!({ "a": 2, "b": 2 })),
+        (sizes, json!({ "a": 100, "b": 100 })),
+        (sizes, json!({ "a": 100 })),
+        (sizes, json!({ "a": 2, "b": 2 })),
         // Never valid: refused in full every time.
         ("{ fund { nope } }", json!({})),
         (
@@ -125,6 +132,11 @@ async fn reused_validation_answers_exactly_what_full_validation_answers() {
             );
         }
     }
+
+    // The page sizes' complexity is refused after the document ran cleanly (and the known
+    // validation of the same document, with small sizes, is not reused for it).
+    let (_, body) = send(&once, sizes, &json!({ "a": 100, "b": 100 })).await;
+    assert!(body.contains("QUERY_TOO_COMPLEX"), "{body}");
 
     // Mutations: a clean run first, then bad inputs (which change nothing).
     let create = "mutation($input: CreateInvestmentInput!) { createInvestment(input: $input) { amountUsd investmentDate } }";

@@ -12,14 +12,11 @@ use std::{
     collections::HashSet,
     hash::{Hash, Hasher},
     num::NonZeroUsize,
-    sync::{
-        Arc, Mutex, OnceLock,
-        atomic::{AtomicBool, Ordering},
-    },
+    sync::{Arc, Mutex, OnceLock},
 };
 
 use async_graphql::{
-    PathSegment, Pos, Request, Response, ServerError, Value,
+    CacheControl, PathSegment, Pos, Request, Response, ServerError, ValidationResult, Value,
     parser::{
         parse_query,
         types::{ExecutableDocument, OperationType},
@@ -53,8 +50,9 @@ pub struct Analysis {
     /// Variables that must be given: name, type and the input path where they are used.
     required_variables: Vec<(String, String, Option<String>)>,
     /// Set once a request with this document ran without any error under full validation: the
-    /// rules that depend on the document alone then hold for it (see [`revalidate`]).
-    validated: AtomicBool,
+    /// rules that depend on the document alone then hold for it (see [`revalidate`]). Holds the
+    /// cache control that validation computed (it depends on the document alone).
+    validated: OnceLock<CacheControl>,
     /// The arguments whose values use variables, with their types (computed on first use;
     /// `None`: the document always gets full validation).
     variable_arguments_typed: OnceLock<Option<Vec<revalidate::VariableArgument>>>,
@@ -100,11 +98,23 @@ impl Analysis {
                 .unwrap_or(0),
             introspection: document::selects_introspection(&doc),
             required_variables,
-            validated: AtomicBool::new(false),
+            validated: OnceLock::new(),
             variable_arguments_typed: OnceLock::new(),
             doc,
         })
     }
+}
+
+/// How much of async-graphql's validation a request needs (see [`DocumentFacts::validation`]).
+#[derive(Debug, Clone, Copy)]
+pub enum Validation {
+    /// Every rule: the document has not run cleanly yet, or the variables fail a rule.
+    Full,
+    /// The limits only (async-graphql's `Fast` mode): the complexity depends on the variables.
+    Limits,
+    /// None: the result is known from the document's earlier run (handed to async-graphql,
+    /// whose vendored copy then skips validation: see `vendor/async-graphql/PATCHED.md`).
+    Known(ValidationResult),
 }
 
 /// What the pipeline learned about a request's document before running it.
@@ -119,28 +129,45 @@ impl DocumentFacts {
         self.analysis.operation_type == Some(OperationType::Mutation)
     }
 
-    /// Whether this request may skip the document-only validation rules: its document has run
-    /// cleanly under full validation before, and its variables pass the one rule that depends
-    /// on them (see [`revalidate`]).
-    pub fn validation_known_good(
+    /// How much validation this request needs. The document-only rules can be skipped once
+    /// its document has run cleanly under full validation, when its variables pass the one
+    /// rule that depends on them (see [`revalidate`]). The depth and complexity limits, the
+    /// fragment-cycle check and the cache control then also depend on the document alone,
+    /// unless a variable sets a connection's page size (which the complexity multiplies by).
+    pub fn validation(
         &self,
         variables: &async_graphql::Variables,
         registry: &Registry,
-    ) -> bool {
+    ) -> Validation {
         let analysis = &self.analysis;
-        if !analysis.validated.load(Ordering::Relaxed) {
-            return false;
-        }
-        analysis
+        let Some(&cache_control) = analysis.validated.get() else {
+            return Validation::Full;
+        };
+        let arguments = analysis
             .variable_arguments_typed
-            .get_or_init(|| revalidate::variable_arguments(&analysis.doc, registry))
-            .as_ref()
-            .is_some_and(|arguments| revalidate::variables_valid(arguments, variables, registry))
+            .get_or_init(|| revalidate::variable_arguments(&analysis.doc, registry));
+        match arguments {
+            Some(arguments) if revalidate::variables_valid(arguments, variables, registry) => {
+                if revalidate::complexity_uses_variables(arguments) {
+                    Validation::Limits
+                } else {
+                    Validation::Known(ValidationResult {
+                        cache_control,
+                        // Compared with the limits during validation only; nothing reads them
+                        // afterwards. The limits held when the document ran, and still do.
+                        complexity: 0,
+                        depth: 0,
+                    })
+                }
+            }
+            _ => Validation::Full,
+        }
     }
 
-    /// Records that a request with this document ran under full validation without any error.
-    pub fn mark_validated(&self) {
-        self.analysis.validated.store(true, Ordering::Relaxed);
+    /// Records that a request with this document ran under full validation without any error,
+    /// and the cache control its validation computed.
+    pub fn mark_validated(&self, cache_control: CacheControl) {
+        let _ = self.analysis.validated.set(cache_control);
     }
 
     /// The operation's type, when known.

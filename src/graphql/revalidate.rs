@@ -9,9 +9,12 @@
 //! records, per document, every such argument with its declared type, and checks a request's
 //! variables against them exactly as that rule does ([`is_valid_input`] mirrors async-graphql's
 //! check). A request whose variables pass runs on a schema in async-graphql's `Fast` validation
-//! mode (which still enforces the depth and complexity limits and refuses fragment cycles);
-//! any other request, and every request of a document not yet run cleanly, is validated in full,
-//! so the errors a client sees are the same either way.
+//! mode (which still enforces the depth and complexity limits and refuses fragment cycles) when
+//! a variable sets a page size, which the complexity depends on; otherwise those depend on the
+//! document alone too, and the request skips validation altogether (the result is handed to the
+//! vendored async-graphql: `vendor/async-graphql/PATCHED.md`). Any other request, and every
+//! request of a document not yet run cleanly, is validated in full, so the errors a client sees
+//! are the same either way.
 
 use async_graphql::{
     Value as ConstValue, Variables,
@@ -31,6 +34,14 @@ use super::document::contains_variable;
 pub struct VariableArgument {
     ty: String,
     value: Value,
+    /// Whether the argument's field computes its complexity from its arguments (a connection's
+    /// `first`/`last`): the document's complexity then depends on the variables.
+    feeds_complexity: bool,
+}
+
+/// Whether any of `arguments` feeds a field's complexity (see [`VariableArgument`]).
+pub fn complexity_uses_variables(arguments: &[VariableArgument]) -> bool {
+    arguments.iter().any(|a| a.feeds_complexity)
 }
 
 /// The arguments of a document's fields and directives (operations and fragments alike) whose
@@ -103,6 +114,7 @@ fn walk(
                         out.push(VariableArgument {
                             ty: meta.args.get(arg.node.as_str())?.ty.clone(),
                             value: value.node.clone(),
+                            feeds_complexity: meta.compute_complexity.is_some(),
                         });
                     }
                 }
@@ -141,6 +153,7 @@ fn directives(list: &[Positioned<Directive>], out: &mut Vec<VariableArgument>) -
             out.push(VariableArgument {
                 ty: "Boolean!".to_owned(),
                 value: value.node.clone(),
+                feeds_complexity: false,
             });
         }
     }

@@ -29,7 +29,7 @@ use crate::{
     graphql::{
         context::RequestContext,
         loader::{new_loaders, track},
-        pipeline::{self, PrepareOptions, coded_error, error_code},
+        pipeline::{self, PrepareOptions, Validation, coded_error, error_code},
         raw::{self, RawParts, RawTable},
     },
     service::Actor,
@@ -287,13 +287,14 @@ async fn execute_one(
             actor: actor.clone(),
         });
     let registry = state.schema.data::<Registry>();
-    let schema = match (&state.revalidated_schema, registry) {
-        (Some(fast), Some(registry))
-            if facts.validation_known_good(&request.variables, registry) =>
-        {
-            fast
-        }
-        _ => &state.schema,
+    let validation = match (&state.revalidated_schema, registry) {
+        (Some(_), Some(registry)) => facts.validation(&request.variables, registry),
+        _ => Validation::Full,
+    };
+    let (schema, request) = match (validation, &state.revalidated_schema) {
+        (Validation::Known(result), Some(fast)) => (fast, request.data(result)),
+        (Validation::Limits, Some(fast)) => (fast, request),
+        _ => (&state.schema, request),
     };
     let validated_in_full = std::ptr::eq(schema, &state.schema);
     state.metrics.record_validation(!validated_in_full);
@@ -319,7 +320,7 @@ async fn execute_one(
         ),
     };
     if validated_in_full && response.errors.is_empty() {
-        facts.mark_validated();
+        facts.mark_validated(response.cache_control);
     }
     let executed = match registry {
         Some(registry) => pipeline::finish(&mut response, &facts, registry),
