@@ -1,6 +1,6 @@
 //! `AuditEvent`: one row of the append-only audit trail.
 
-use async_graphql::{ContextSelectionSet, Object, ScalarType, Value, parser::types::SelectionSet};
+use async_graphql::{ContextSelectionSet, Object, ScalarType, Value};
 
 use super::{
     connection::Node,
@@ -66,15 +66,20 @@ impl Node for AuditEvent {
 impl FastObject for AuditEvent {
     const TYPE_NAME: &'static str = "AuditEvent";
 
-    fn fast_field(
-        &self,
-        _ctx: &ContextSelectionSet<'_>,
-        name: &str,
-        set: &SelectionSet,
-    ) -> Option<Value> {
-        if !set.items.is_empty() {
-            return None;
-        }
+    fn has_leaf(_ctx: &ContextSelectionSet<'_>, name: &str) -> bool {
+        matches!(
+            name,
+            "id" | "occurredAt"
+                | "subject"
+                | "operation"
+                | "entity"
+                | "entityId"
+                | "relatedIds"
+                | "requestId"
+        )
+    }
+
+    fn leaf(&self, name: &str) -> Option<Value> {
         let e = &self.0;
         Some(match name {
             "id" => Id(e.id).to_value(),

@@ -12,7 +12,7 @@
 
 use std::{borrow::Cow, sync::Arc};
 
-use crate::auth::Scope;
+use crate::{auth::Scope, domain};
 use async_graphql::{
     ContextSelectionSet, Name, OutputType, Positioned, ScalarType, ServerResult, Value,
     parser::types::{Field, Selection, SelectionSet},
@@ -42,19 +42,41 @@ pub trait FastObject {
     /// The GraphQL type name (for `__typename` and fragment type conditions).
     const TYPE_NAME: &'static str;
 
-    /// The value of field `name` with sub-selection `set`, or `None` to fall back.
-    fn fast_field(
-        &self,
-        ctx: &ContextSelectionSet<'_>,
-        name: &str,
-        set: &SelectionSet,
-    ) -> Option<Value>;
+    /// Whether field `name` is a scalar this type answers from memory for the caller. Asked
+    /// once per list: the caller's permissions are the same for every item.
+    fn has_leaf(ctx: &ContextSelectionSet<'_>, name: &str) -> bool;
 
-    /// The related object field `name` answers with, when it is already in memory and the
-    /// caller may read it (`None`: not such a field; [`FastObject::fast_field`] decides).
-    fn fast_child(&self, _ctx: &ContextSelectionSet<'_>, _name: &str) -> Option<Child<'_>> {
+    /// The value of field `name`, one that [`FastObject::has_leaf`] accepts (`None` for any
+    /// other name).
+    fn leaf(&self, name: &str) -> Option<Value>;
+
+    /// Writes the JSON of [`FastObject::leaf`]'s value for `name`, byte for byte as serde_json
+    /// writes it (types override it for their common fields, to skip the value); false for a
+    /// name that is not a leaf.
+    fn write_leaf(&self, name: &str, out: &mut Vec<u8>) -> bool {
+        self.leaf(name)
+            .is_some_and(|value| raw::write_leaf(out, &value).is_ok())
+    }
+
+    /// The related object field `name` answers with, when the caller may read it (`None`: not
+    /// such a field, or a caller that may not: resolvers answer it).
+    fn related(_ctx: &ContextSelectionSet<'_>, _name: &str) -> Option<Related> {
         None
     }
+
+    /// The related object, when it is in memory (fetched with the page).
+    fn child(&self, _related: Related) -> Option<Child<'_>> {
+        None
+    }
+}
+
+/// A kind of related object a list item may carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Related {
+    /// An investment's fund.
+    Fund,
+    /// An investment's investor.
+    Investor,
 }
 
 /// A related object in memory (fetched with its page).
@@ -119,13 +141,16 @@ pub fn object<'s, T: FastObject>(
         let child_set = &field.selection_set.node;
         let value = if name == "__typename" {
             Some(Value::String(T::TYPE_NAME.to_owned()))
-        } else if let Some(child) = item.fast_child(ctx, name) {
-            match child {
-                Child::Fund(f) => object(f, ctx, child_set),
-                Child::Investor(i) => object(i, ctx, child_set),
+        } else if let Some(related) = T::related(ctx, name) {
+            match item.child(related) {
+                Some(Child::Fund(f)) => object(f, ctx, child_set),
+                Some(Child::Investor(i)) => object(i, ctx, child_set),
+                None => None,
             }
+        } else if child_set.items.is_empty() && T::has_leaf(ctx, name) {
+            item.leaf(name)
         } else {
-            item.fast_field(ctx, name, child_set)
+            None
         };
         match value {
             Some(value) => {
@@ -148,45 +173,90 @@ fn first_use<'s>(keys: &mut Vec<&'s str>, key: &'s str) -> bool {
     true
 }
 
-/// As [`object`], writing the object's JSON to `out` instead of building a value (what
-/// serialising that value would write, byte for byte). False to fall back (`out` then holds
-/// a partial object: discard it).
-fn write_object<'s, T: FastObject>(
-    item: &T,
+/// A selection set compiled once for all the items of a list (see [`plan`]).
+struct Plan<'s> {
+    /// Per response key, in selection order: the bytes written before its value (`"key":`,
+    /// after a comma unless first) and what answers it.
+    fields: Vec<(Vec<u8>, Step<'s>)>,
+}
+
+/// What answers one response key of a [`Plan`].
+enum Step<'s> {
+    /// `__typename`.
+    Typename(&'static str),
+    /// A scalar field of the item, by name.
+    Leaf(&'s str),
+    /// A related object, with the plan of its own selection.
+    Child(Related, Plan<'s>),
+}
+
+/// Compiles `set` for objects of type `T`: the walk over the selection (fragments expanded,
+/// keys escaped, the caller's permissions checked) is done once for the whole list instead of
+/// once per item. `None` when the selection needs resolvers (as [`object`] decides).
+fn plan<'s, T: FastObject>(
     ctx: &'s ContextSelectionSet<'_>,
     set: &'s SelectionSet,
-    out: &mut Vec<u8>,
-) -> bool {
+) -> Option<Plan<'s>> {
     let mut keys: Vec<&'s str> = Vec::with_capacity(set.items.len());
-    out.push(b'{');
+    let mut fields = Vec::with_capacity(set.items.len());
     let complete = walk(ctx, set, T::TYPE_NAME, &mut |field| {
         let key = field.response_key().node.as_str();
         if !first_use(&mut keys, key) {
             return false;
         }
-        if keys.len() > 1 {
-            out.push(b',');
+        let mut prefix = Vec::with_capacity(key.len() + 4);
+        if !fields.is_empty() {
+            prefix.push(b',');
         }
-        if raw::write_str(out, key).is_err() {
+        if raw::write_str(&mut prefix, key).is_err() {
             return false;
         }
-        out.push(b':');
+        prefix.push(b':');
         let name = field.name.node.as_str();
         let child_set = &field.selection_set.node;
-        if name == "__typename" {
-            raw::write_str(out, T::TYPE_NAME).is_ok()
-        } else if let Some(child) = item.fast_child(ctx, name) {
+        let step = if name == "__typename" {
+            Step::Typename(T::TYPE_NAME)
+        } else if let Some(related) = T::related(ctx, name) {
+            let child = match related {
+                Related::Fund => plan::<Fund>(ctx, child_set),
+                Related::Investor => plan::<Investor>(ctx, child_set),
+            };
             match child {
-                Child::Fund(f) => write_object(f, ctx, child_set, out),
-                Child::Investor(i) => write_object(i, ctx, child_set, out),
+                Some(child) => Step::Child(related, child),
+                None => return false,
             }
+        } else if child_set.items.is_empty() && T::has_leaf(ctx, name) {
+            Step::Leaf(name)
         } else {
-            item.fast_field(ctx, name, child_set)
-                .is_some_and(|value| raw::write_leaf(out, &value).is_ok())
-        }
+            return false;
+        };
+        fields.push((prefix, step));
+        true
     });
+    complete.then_some(Plan { fields })
+}
+
+/// Writes `item`'s JSON for `plan` to `out` (what serialising [`object`]'s value would write,
+/// byte for byte). False to fall back (`out` then holds a partial object: discard it).
+fn write_planned<T: FastObject>(item: &T, plan: &Plan<'_>, out: &mut Vec<u8>) -> bool {
+    out.push(b'{');
+    for (prefix, step) in &plan.fields {
+        out.extend_from_slice(prefix);
+        let written = match step {
+            Step::Typename(name) => raw::write_str(out, name).is_ok(),
+            Step::Leaf(name) => item.write_leaf(name, out),
+            Step::Child(related, child) => match (related, item.child(*related)) {
+                (Related::Fund, Some(Child::Fund(f))) => write_planned(f, child, out),
+                (Related::Investor, Some(Child::Investor(i))) => write_planned(i, child, out),
+                _ => false,
+            },
+        };
+        if !written {
+            return false;
+        }
+    }
     out.push(b'}');
-    complete
+    true
 }
 
 /// A list of nodes, resolved by the fast path when every item allows it.
@@ -215,17 +285,19 @@ impl<'a, N: Node + FastObject + Sync> OutputType for NodeList<'a, N> {
             if let Some(parts) = ctx.data_opt::<Arc<RawParts>>() {
                 // The list's JSON written at once, spliced into the response when it is
                 // serialised (see [`raw`]).
-                let mut out = Vec::with_capacity(2 + 96 * self.0.len());
-                out.push(b'[');
-                let complete = self.0.iter().enumerate().all(|(i, item)| {
-                    if i > 0 {
-                        out.push(b',');
+                if let Some(plan) = plan::<N>(ctx, set) {
+                    let mut out = Vec::with_capacity(2 + 96 * self.0.len());
+                    out.push(b'[');
+                    let complete = self.0.iter().enumerate().all(|(i, item)| {
+                        if i > 0 {
+                            out.push(b',');
+                        }
+                        write_planned(item, &plan, &mut out)
+                    });
+                    if complete {
+                        out.push(b']');
+                        return Ok(parts.placeholder(out));
                     }
-                    write_object(item, ctx, set, &mut out)
-                });
-                if complete {
-                    out.push(b']');
-                    return Ok(parts.placeholder(out));
                 }
             } else {
                 let items: Option<Vec<Value>> =
@@ -265,7 +337,9 @@ impl<T: FastObject + OutputType + Sync> OutputType for One<T> {
             let set = &ctx.item.node;
             if let Some(parts) = ctx.data_opt::<Arc<RawParts>>() {
                 let mut out = Vec::with_capacity(256);
-                if write_object(&self.0, ctx, set, &mut out) {
+                if let Some(plan) = plan::<T>(ctx, set)
+                    && write_planned(&self.0, &plan, &mut out)
+                {
                     return Ok(parts.placeholder(out));
                 }
             } else if let Some(value) = object(&self.0, ctx, set) {
@@ -276,96 +350,132 @@ impl<T: FastObject + OutputType + Sync> OutputType for One<T> {
     }
 }
 
-/// A leaf with no sub-selection (a sub-selection on a scalar would not have validated).
-fn leaf(set: &SelectionSet, value: Value) -> Option<Value> {
-    set.items.is_empty().then_some(value)
+/// Writes `text` as a JSON string (false when it cannot be written).
+fn write_text(out: &mut Vec<u8>, text: &str) -> bool {
+    raw::write_str(out, text).is_ok()
 }
 
 impl FastObject for Fund {
     const TYPE_NAME: &'static str = "Fund";
 
-    fn fast_field(
-        &self,
-        _ctx: &ContextSelectionSet<'_>,
-        name: &str,
-        set: &SelectionSet,
-    ) -> Option<Value> {
-        let f = &self.0;
-        leaf(
-            set,
-            match name {
-                "id" => Id(f.id).to_value(),
-                "name" => Value::String(f.name.clone()),
-                "vintageYear" => Value::from(f.vintage_year),
-                "targetSizeUsd" => Money(f.target_size_usd).to_value(),
-                "status" => enum_value(GqlFundStatus::from(f.status)),
-                "createdAt" => DateTime(f.created_at).to_value(),
-                "updatedAt" => DateTime(f.updated_at).to_value(),
-                // investments, totalCommittedUsd, investorCount: resolvers with loaders.
-                _ => return None,
-            },
+    fn has_leaf(_ctx: &ContextSelectionSet<'_>, name: &str) -> bool {
+        // investments, totalCommittedUsd, investorCount: resolvers with loaders.
+        matches!(
+            name,
+            "id" | "name" | "vintageYear" | "targetSizeUsd" | "status" | "createdAt" | "updatedAt"
         )
+    }
+
+    fn leaf(&self, name: &str) -> Option<Value> {
+        let f = &self.0;
+        Some(match name {
+            "id" => Id(f.id).to_value(),
+            "name" => Value::String(f.name.clone()),
+            "vintageYear" => Value::from(f.vintage_year),
+            "targetSizeUsd" => Money(f.target_size_usd).to_value(),
+            "status" => enum_value(GqlFundStatus::from(f.status)),
+            "createdAt" => DateTime(f.created_at).to_value(),
+            "updatedAt" => DateTime(f.updated_at).to_value(),
+            _ => return None,
+        })
+    }
+
+    fn write_leaf(&self, name: &str, out: &mut Vec<u8>) -> bool {
+        match name {
+            "name" => write_text(out, &self.0.name),
+            _ => self
+                .leaf(name)
+                .is_some_and(|value| raw::write_leaf(out, &value).is_ok()),
+        }
     }
 }
 
 impl FastObject for Investor {
     const TYPE_NAME: &'static str = "Investor";
 
-    fn fast_field(
-        &self,
-        ctx: &ContextSelectionSet<'_>,
-        name: &str,
-        set: &SelectionSet,
-    ) -> Option<Value> {
+    fn has_leaf(ctx: &ContextSelectionSet<'_>, name: &str) -> bool {
+        match name {
+            "id" | "name" | "investorType" | "createdAt" | "updatedAt" => true,
+            // Personal data: only when the caller may see it (else the resolver answers).
+            "email" => super::investor::may_read_email(ctx),
+            // investments, totalCommittedUsd: resolvers with loaders.
+            _ => false,
+        }
+    }
+
+    fn leaf(&self, name: &str) -> Option<Value> {
         let i = &self.0;
-        leaf(
-            set,
-            match name {
-                "id" => Id(i.id).to_value(),
-                "name" => Value::String(i.name.clone()),
-                "investorType" => enum_value(GqlInvestorType::from(i.investor_type)),
-                // Personal data: only when the caller may see it (else the resolver answers).
-                "email" if super::investor::may_read_email(ctx) => Value::String(i.email.clone()),
-                "createdAt" => DateTime(i.created_at).to_value(),
-                "updatedAt" => DateTime(i.updated_at).to_value(),
-                // investments, totalCommittedUsd: resolvers with loaders.
-                _ => return None,
-            },
-        )
+        Some(match name {
+            "id" => Id(i.id).to_value(),
+            "name" => Value::String(i.name.clone()),
+            "investorType" => enum_value(GqlInvestorType::from(i.investor_type)),
+            "email" => Value::String(i.email.clone()),
+            "createdAt" => DateTime(i.created_at).to_value(),
+            "updatedAt" => DateTime(i.updated_at).to_value(),
+            _ => return None,
+        })
+    }
+
+    fn write_leaf(&self, name: &str, out: &mut Vec<u8>) -> bool {
+        match name {
+            "name" => write_text(out, &self.0.name),
+            "email" => write_text(out, &self.0.email),
+            _ => self
+                .leaf(name)
+                .is_some_and(|value| raw::write_leaf(out, &value).is_ok()),
+        }
     }
 }
 
 impl FastObject for Investment {
     const TYPE_NAME: &'static str = "Investment";
 
-    fn fast_field(
-        &self,
-        _ctx: &ContextSelectionSet<'_>,
-        name: &str,
-        set: &SelectionSet,
-    ) -> Option<Value> {
+    fn has_leaf(_ctx: &ContextSelectionSet<'_>, name: &str) -> bool {
+        // fund, investor: see related.
+        matches!(
+            name,
+            "id" | "fundId" | "investorId" | "amountUsd" | "investmentDate" | "createdAt"
+        )
+    }
+
+    fn leaf(&self, name: &str) -> Option<Value> {
+        let m = self.model();
+        Some(match name {
+            "id" => Id(m.id).to_value(),
+            "fundId" => Id(m.fund_id).to_value(),
+            "investorId" => Id(m.investor_id).to_value(),
+            "amountUsd" => Money(m.amount_usd).to_value(),
+            "investmentDate" => Date(m.investment_date).to_value(),
+            "createdAt" => DateTime(m.created_at).to_value(),
+            _ => return None,
+        })
+    }
+
+    fn write_leaf(&self, name: &str, out: &mut Vec<u8>) -> bool {
         let m = self.model();
         match name {
-            "id" => leaf(set, Id(m.id).to_value()),
-            "fundId" => leaf(set, Id(m.fund_id).to_value()),
-            "investorId" => leaf(set, Id(m.investor_id).to_value()),
-            "amountUsd" => leaf(set, Money(m.amount_usd).to_value()),
-            "investmentDate" => leaf(set, Date(m.investment_date).to_value()),
-            "createdAt" => leaf(set, DateTime(m.created_at).to_value()),
-            // fund, investor: see fast_child.
+            "amountUsd" => write_text(out, &domain::format_money(m.amount_usd)),
+            "investmentDate" => write_text(out, &domain::format_date(m.investment_date)),
+            _ => self
+                .leaf(name)
+                .is_some_and(|value| raw::write_leaf(out, &value).is_ok()),
+        }
+    }
+
+    /// Related rows only when the caller may read them (else the resolver answers FORBIDDEN)
+    /// and, per item, only when they came with the page (else the loader resolves them).
+    fn related(ctx: &ContextSelectionSet<'_>, name: &str) -> Option<Related> {
+        match name {
+            "fund" if granted(ctx, Scope::FundsRead) => Some(Related::Fund),
+            "investor" if granted(ctx, Scope::InvestorsRead) => Some(Related::Investor),
             _ => None,
         }
     }
 
-    /// Related rows only when they came with the page (else the loader resolves them) and
-    /// the caller may read them (else the resolver answers FORBIDDEN).
-    fn fast_child(&self, ctx: &ContextSelectionSet<'_>, name: &str) -> Option<Child<'_>> {
-        match name {
-            "fund" if granted(ctx, Scope::FundsRead) => self.embedded_fund().map(Child::Fund),
-            "investor" if granted(ctx, Scope::InvestorsRead) => {
-                self.embedded_investor().map(Child::Investor)
-            }
-            _ => None,
+    fn child(&self, related: Related) -> Option<Child<'_>> {
+        match related {
+            Related::Fund => self.embedded_fund().map(Child::Fund),
+            Related::Investor => self.embedded_investor().map(Child::Investor),
         }
     }
 }
