@@ -4,6 +4,7 @@
 
 mod health;
 pub mod numeric;
+pub mod temporal;
 
 pub use health::DbHealth;
 

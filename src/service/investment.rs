@@ -7,7 +7,7 @@ use std::{
     sync::{LazyLock, Mutex},
 };
 
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use sea_orm::{
     ActiveEnum, ConnectionTrait, DbBackend, DbErr, EntityTrait, FromQueryResult, QuerySelect,
@@ -459,6 +459,38 @@ impl<'r> Columns<'r> {
         self.get(index)
     }
 
+    /// The binary bytes of a column, when it is not null and in binary form.
+    fn binary(&self, index: usize) -> Option<&'r [u8]> {
+        use sea_orm::sqlx::{Row, ValueRef, postgres::PgValueFormat};
+        let raw = self.row.try_get_raw(self.base + index).ok()?;
+        if raw.is_null() || raw.format() != PgValueFormat::Binary {
+            return None;
+        }
+        raw.as_bytes().ok()
+    }
+
+    /// A `DATE` column, decoded directly in the common case (see [`crate::db::temporal`]).
+    fn date(&self, index: usize) -> Result<NaiveDate, DbErr> {
+        match self
+            .binary(index)
+            .and_then(crate::db::temporal::decode_date)
+        {
+            Some(date) => Ok(date),
+            None => self.get(index),
+        }
+    }
+
+    /// A `TIMESTAMPTZ` column, decoded directly in the common case.
+    fn timestamp(&self, index: usize) -> Result<DateTime<Utc>, DbErr> {
+        match self
+            .binary(index)
+            .and_then(crate::db::temporal::decode_timestamptz)
+        {
+            Some(at) => Ok(at),
+            None => self.get(index),
+        }
+    }
+
     /// One page row (see [`page_sql`]): the investment, then the investor's columns, then the
     /// fund's.
     fn page_row(&self, include: Include) -> Result<InvestmentWith, DbErr> {
@@ -485,8 +517,8 @@ impl<'r> Columns<'r> {
             fund_id: self.get(2)?,
             investor_id: self.get(3)?,
             amount_usd: self.decimal(4)?,
-            investment_date: self.get(5)?,
-            created_at: self.get(6)?,
+            investment_date: self.date(5)?,
+            created_at: self.timestamp(6)?,
         })
     }
 
