@@ -922,3 +922,50 @@ async fn unexpected_failures_are_internal_errors_without_details() {
     );
     assert_eq!(body["data"]["fund"], Value::Null, "{body:#}");
 }
+
+/// Response objects list their fields in the order the selection asked for them, whichever
+/// finished first (GraphQL spec, "Serialized Map Ordering"): here the fields that wait on the
+/// database come first and the ones answered from memory after them, at every level.
+#[tokio::test]
+async fn response_fields_come_in_the_order_they_were_selected() {
+    let app = TestApp::spawn().await;
+    let fund = fund(&app, "Ordered Fund", "FUNDRAISING").await;
+    let investor = investor(&app, "Ordered Investor", "ordered@example.com").await;
+    investment(&app, &fund, &investor, "10.00", "2024-01-02").await;
+    let query = "query($id: UUID!) { fund(id: $id) { \
+        totalCommittedUsd investorCount \
+        investments(first: 1) { totalCount pageInfo { hasNextPage } nodes { investor { totalCommittedUsd name } amountUsd } } \
+        name id } \
+        funds(first: 1) { totalCount nodes { name } } }";
+    for _ in 0..3 {
+        let response = app.post(query, json!({ "id": fund })).await;
+        assert!(response.body.get("errors").is_none(), "{:#}", response.body);
+        let text = std::str::from_utf8(&response.raw).unwrap();
+        let keys = [
+            "\"fund\"",
+            "\"totalCommittedUsd\"",
+            "\"investorCount\"",
+            "\"investments\"",
+            "\"totalCount\"",
+            "\"pageInfo\"",
+            "\"nodes\"",
+            "\"investor\"",
+            "\"totalCommittedUsd\"",
+            "\"name\"",
+            "\"amountUsd\"",
+            "\"name\"",
+            "\"id\"",
+            "\"funds\"",
+            "\"totalCount\"",
+            "\"nodes\"",
+            "\"name\"",
+        ];
+        let mut from = 0;
+        for key in keys {
+            let Some(at) = text[from..].find(key) else {
+                panic!("{key} missing or out of order after byte {from}: {text}");
+            };
+            from += at + key.len();
+        }
+    }
+}

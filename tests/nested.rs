@@ -11,7 +11,8 @@ use sea_orm::{ConnectOptions, ConnectionTrait, Database, DbBackend, Statement};
 use serde_json::{Value, json};
 use titanbay::service::{
     investment::{
-        ColumnSet, Include, PageQuery, Parent, page_statements, parent_with_page_statement,
+        ColumnSet, Include, PageQuery, Parent, investment_pages, page_statements,
+        parent_with_page_statement,
     },
     page::{Direction, PageWindow},
 };
@@ -598,4 +599,86 @@ async fn pages_of_a_fund_seek_the_index_without_sorting_on_a_million_investments
         )
         .await;
     assert_eq!(data["fund"]["investments"]["totalCount"], 100_000);
+}
+
+/// The batch form (several parents, each with its own cursor in the `unnest` arrays) answers
+/// exactly what the single-parent form answers for each parent alone, in both directions.
+#[tokio::test]
+async fn a_batch_with_a_cursor_per_parent_answers_as_each_parent_alone() {
+    let app = TestApp::spawn().await;
+    generate(&app, 12, 80, 1200, 2, 300).await;
+    let funds: Vec<Uuid> = {
+        let text: String = app
+            .sql_scalar(
+                "SELECT string_agg(fund_id::text, ',' ORDER BY n DESC, fund_id) FROM \
+                 (SELECT fund_id, count(*) AS n FROM investments GROUP BY fund_id ORDER BY n DESC, fund_id LIMIT 4) t",
+            )
+            .await;
+        text.split(',')
+            .map(|id| Uuid::parse_str(id).unwrap())
+            .collect()
+    };
+    assert_eq!(funds.len(), 4);
+    // Each fund's own cursor: the key of its 5th, 9th, ... newest investment.
+    let mut keys = Vec::new();
+    for (i, fund) in funds.iter().enumerate() {
+        let text: String = app
+            .sql_scalar(&format!(
+                "SELECT investment_date::text || '/' || id::text FROM investments WHERE fund_id = '{fund}' \
+                 ORDER BY investment_date DESC, id DESC OFFSET {} LIMIT 1",
+                4 + 4 * i
+            ))
+            .await;
+        let (date, id) = text.split_once('/').unwrap();
+        keys.push((date.parse().unwrap(), Uuid::parse_str(id).unwrap()));
+    }
+    let include = Include {
+        investor: Some(ColumnSet::ALL),
+        fund: None,
+    };
+    for direction in [Direction::Forward, Direction::Backward] {
+        let queries: Vec<PageQuery> = funds
+            .iter()
+            .zip(&keys)
+            .map(|(fund, key)| PageQuery {
+                parent_id: *fund,
+                window: PageWindow {
+                    direction,
+                    limit: 3,
+                    after: (direction == Direction::Forward).then_some(*key),
+                    before: (direction == Direction::Backward).then_some(*key),
+                },
+            })
+            .collect();
+        assert!(
+            page_statements(Parent::Fund, include, &queries)[0]
+                .1
+                .sql
+                .contains("unnest")
+        );
+        let batch = investment_pages(app.db(), Parent::Fund, include, &queries)
+            .await
+            .unwrap();
+        for (query, from_batch) in queries.iter().zip(&batch) {
+            let one = std::slice::from_ref(query);
+            assert!(
+                !page_statements(Parent::Fund, include, one)[0]
+                    .1
+                    .sql
+                    .contains("unnest")
+            );
+            let alone = investment_pages(app.db(), Parent::Fund, include, one)
+                .await
+                .unwrap();
+            assert_eq!(from_batch, &alone[0], "{direction:?}");
+            assert_eq!(from_batch.items.len(), 3);
+            assert!(from_batch.items.iter().all(|r| r.investor.is_some()));
+        }
+        // Different parents' pages are different rows.
+        let ids: HashSet<Uuid> = batch
+            .iter()
+            .flat_map(|p| p.items.iter().map(|r| r.investment.id))
+            .collect();
+        assert_eq!(ids.len(), 12);
+    }
 }

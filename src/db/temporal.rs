@@ -8,6 +8,12 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 
+/// PostgreSQL's type id of `DATE`.
+pub const DATE_OID: u32 = 1082;
+
+/// PostgreSQL's type id of `TIMESTAMPTZ`.
+pub const TIMESTAMPTZ_OID: u32 = 1184;
+
 /// Days from 0001-01-01 (chrono's "common era" day 1) to 2000-01-01, PostgreSQL's epoch.
 const PG_EPOCH_DAYS_FROM_CE: i32 = 730_120;
 

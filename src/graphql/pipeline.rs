@@ -133,7 +133,9 @@ impl DocumentFacts {
     /// its document has run cleanly under full validation, when its variables pass the one
     /// rule that depends on them (see [`revalidate`]). The depth and complexity limits, the
     /// fragment-cycle check and the cache control then also depend on the document alone,
-    /// unless a variable sets a connection's page size (which the complexity multiplies by).
+    /// unless a variable feeds an argument of a connection field (its complexity is computed
+    /// from its arguments: the page size multiplies it; cursors and filters from variables are
+    /// counted too, conservatively).
     pub fn validation(
         &self,
         variables: &async_graphql::Variables,

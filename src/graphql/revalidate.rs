@@ -10,7 +10,8 @@
 //! variables against them exactly as that rule does ([`is_valid_input`] mirrors async-graphql's
 //! check). A request whose variables pass runs on a schema in async-graphql's `Fast` validation
 //! mode (which still enforces the depth and complexity limits and refuses fragment cycles) when
-//! a variable sets a page size, which the complexity depends on; otherwise those depend on the
+//! a variable feeds an argument of a connection field (the complexity is computed from those
+//! arguments: `first`/`last` set it, and the others are not told apart); otherwise those depend on the
 //! document alone too, and the request skips validation altogether (the result is handed to the
 //! vendored async-graphql: `vendor/async-graphql/PATCHED.md`). Any other request, and every
 //! request of a document not yet run cleanly, is validated in full, so the errors a client sees
@@ -34,8 +35,9 @@ use super::document::contains_variable;
 pub struct VariableArgument {
     ty: String,
     value: Value,
-    /// Whether the argument's field computes its complexity from its arguments (a connection's
-    /// `first`/`last`): the document's complexity then depends on the variables.
+    /// Whether the argument's field computes its complexity from its arguments (a connection:
+    /// any of its arguments counts, though only `first`/`last` change the result): the
+    /// document's complexity is then taken to depend on the variables.
     feeds_complexity: bool,
 }
 

@@ -459,11 +459,15 @@ impl<'r> Columns<'r> {
         self.get(index)
     }
 
-    /// The binary bytes of a column, when it is not null and in binary form.
-    fn binary(&self, index: usize) -> Option<&'r [u8]> {
+    /// The binary bytes of a column of type `oid`, when it is that type, not null and in
+    /// binary form (else `None`: the generic decoder then decides, and reports a mismatch).
+    fn binary(&self, index: usize, oid: u32) -> Option<&'r [u8]> {
         use sea_orm::sqlx::{Row, ValueRef, postgres::PgValueFormat};
         let raw = self.row.try_get_raw(self.base + index).ok()?;
-        if raw.is_null() || raw.format() != PgValueFormat::Binary {
+        if raw.is_null()
+            || raw.format() != PgValueFormat::Binary
+            || raw.type_info().oid().map(|o| o.0) != Some(oid)
+        {
             return None;
         }
         raw.as_bytes().ok()
@@ -472,7 +476,7 @@ impl<'r> Columns<'r> {
     /// A `DATE` column, decoded directly in the common case (see [`crate::db::temporal`]).
     fn date(&self, index: usize) -> Result<NaiveDate, DbErr> {
         match self
-            .binary(index)
+            .binary(index, crate::db::temporal::DATE_OID)
             .and_then(crate::db::temporal::decode_date)
         {
             Some(date) => Ok(date),
@@ -483,7 +487,7 @@ impl<'r> Columns<'r> {
     /// A `TIMESTAMPTZ` column, decoded directly in the common case.
     fn timestamp(&self, index: usize) -> Result<DateTime<Utc>, DbErr> {
         match self
-            .binary(index)
+            .binary(index, crate::db::temporal::TIMESTAMPTZ_OID)
             .and_then(crate::db::temporal::decode_timestamptz)
         {
             Some(at) => Ok(at),

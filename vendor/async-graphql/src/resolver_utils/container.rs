@@ -1,6 +1,6 @@
 use std::{future::Future, pin::Pin, sync::Arc};
 
-use futures_util::{FutureExt, StreamExt as _, stream::FuturesUnordered};
+use futures_util::FutureExt;
 use indexmap::IndexMap;
 
 use crate::{
@@ -189,9 +189,10 @@ pub(crate) async fn do_resolve_container<'a>(
     };
 
     if parallel {
-        let mut set = FuturesUnordered::new();
-        set.extend(futures);
-        while let Some(field) = set.next().await {
+        // titanbay patch: the fields still run concurrently, but their results are inserted in
+        // the order of the selection set (upstream inserted them as they completed, so a field
+        // waiting on the database moved after the others). See PATCHED.md.
+        for field in futures_util::future::join_all(futures).await {
             handle(field);
         }
     } else {
