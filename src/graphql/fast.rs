@@ -54,8 +54,7 @@ pub trait FastObject {
     /// writes it (types override it for their common fields, to skip the value); false for a
     /// name that is not a leaf.
     fn write_leaf(&self, name: &str, out: &mut Vec<u8>) -> bool {
-        self.leaf(name)
-            .is_some_and(|value| raw::write_leaf(out, &value).is_ok())
+        write_value(out, self.leaf(name))
     }
 
     /// The related object field `name` answers with, when the caller may read it (`None`: not
@@ -350,6 +349,11 @@ impl<T: FastObject + OutputType + Sync> OutputType for One<T> {
     }
 }
 
+/// Writes a leaf's value as JSON (false when there is none, or it cannot be written).
+fn write_value(out: &mut Vec<u8>, value: Option<Value>) -> bool {
+    value.is_some_and(|value| raw::write_leaf(out, &value).is_ok())
+}
+
 /// Writes `text` as a JSON string (false when it cannot be written).
 fn write_text(out: &mut Vec<u8>, text: &str) -> bool {
     raw::write_str(out, text).is_ok()
@@ -383,9 +387,7 @@ impl FastObject for Fund {
     fn write_leaf(&self, name: &str, out: &mut Vec<u8>) -> bool {
         match name {
             "name" => write_text(out, &self.0.name),
-            _ => self
-                .leaf(name)
-                .is_some_and(|value| raw::write_leaf(out, &value).is_ok()),
+            _ => write_value(out, self.leaf(name)),
         }
     }
 }
@@ -420,9 +422,7 @@ impl FastObject for Investor {
         match name {
             "name" => write_text(out, &self.0.name),
             "email" => write_text(out, &self.0.email),
-            _ => self
-                .leaf(name)
-                .is_some_and(|value| raw::write_leaf(out, &value).is_ok()),
+            _ => write_value(out, self.leaf(name)),
         }
     }
 }
@@ -456,9 +456,7 @@ impl FastObject for Investment {
         match name {
             "amountUsd" => write_text(out, &domain::format_money(m.amount_usd)),
             "investmentDate" => write_text(out, &domain::format_date(m.investment_date)),
-            _ => self
-                .leaf(name)
-                .is_some_and(|value| raw::write_leaf(out, &value).is_ok()),
+            _ => write_value(out, self.leaf(name)),
         }
     }
 
