@@ -45,7 +45,7 @@ impl QueryRoot {
             cursor::decode_id(c, Scope::Funds)
         })?;
         let filter: service::fund::FundFilter = filter.unwrap_or_default().into();
-        let page = service::fund::list_funds(&db(ctx)?.conn, &filter, &window).await?;
+        let page = service::fund::list_funds(db(ctx)?, &filter, &window).await?;
         Ok(Connection::new(
             page,
             Scope::Funds,

@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use rust_decimal::Decimal;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Select, Statement, sea_query::Expr,
-    sea_query::extension::postgres::PgExpr,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait, Select, Statement,
+    sea_query::Expr, sea_query::extension::postgres::PgExpr,
 };
 use uuid::Uuid;
 
@@ -83,11 +83,22 @@ pub async fn funds_by_ids(
 
 /// One page of funds in id order (oldest first), filtered.
 pub async fn list_funds(
-    db: &impl ConnectionTrait,
+    db: &Db,
     filter: &FundFilter,
     window: &PageWindow<Uuid>,
 ) -> Result<Page<fund::Model>, AppError> {
-    let mut query = filter.apply(fund::Entity::find());
+    // The id, then the columns in the order of `FUND_COLUMNS`, decoded by position (as page
+    // rows are) and run on the pool directly: decoding by name through SeaORM took about 5,000
+    // instructions a row.
+    let mut query = filter.apply(fund::Entity::find().select_only().columns([
+        fund::Column::Id,
+        fund::Column::Name,
+        fund::Column::VintageYear,
+        fund::Column::TargetSizeUsd,
+        fund::Column::Status,
+        fund::Column::CreatedAt,
+        fund::Column::UpdatedAt,
+    ]));
     if let Some(after) = window.after {
         query = query.filter(fund::Column::Id.gt(after));
     }
@@ -98,7 +109,13 @@ pub async fn list_funds(
         Direction::Forward => query.order_by_asc(fund::Column::Id),
         Direction::Backward => query.order_by_desc(fund::Column::Id),
     };
-    let rows = query.limit(window.fetch_limit()).all(db).await?;
+    let stmt = query.limit(window.fetch_limit()).build(DbBackend::Postgres);
+    let rows = db
+        .fetch_all(stmt)
+        .await?
+        .iter()
+        .map(super::investment::fund_row_with_id)
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(window.into_page(rows))
 }
 

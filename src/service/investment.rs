@@ -336,12 +336,21 @@ fn push_columns(out: &mut String, alias: &str, table: &[&str], set: ColumnSet) {
     }
 }
 
+/// `, source.alias_column` for each column of `set` (the names [`push_columns`] gives them).
+fn push_named(out: &mut String, source: &str, alias: &str, table: &[&str], set: ColumnSet) {
+    for (i, column) in table.iter().enumerate() {
+        if set.contains(i) {
+            out.push_str(&format!(", {source}.{alias}_{column}"));
+        }
+    }
+}
+
 /// Builds the page statement for one shape. For many parents (`single` false): the LATERAL
 /// form, one index seek per parent, stopping after `limit + 1` rows, with each parent's own
 /// cursor passed as extra `unnest` columns. For one parent: the same seek with the parent and
 /// its cursor as plain parameters (no `unnest`, no LATERAL re-scan; on one fund's page
 /// PostgreSQL spends about a fifth less per statement) and the ordinal a constant 1. Related
-/// rows asked for are joined by primary key (one probe per row of the page).
+/// rows asked for are joined by primary key inside the seek (one probe per row of the page).
 fn page_sql(parent: Parent, shape: Shape, include: Include, single: bool) -> String {
     let column = parent.column();
     let mut arrays = vec!["$1::uuid[]".to_owned()];
@@ -383,26 +392,41 @@ fn page_sql(parent: Parent, shape: Shape, include: Include, single: bool) -> Str
         "{ord} AS ord, i.id, i.fund_id, i.investor_id, i.amount_usd, i.investment_date, i.created_at",
         ord = if single { "1::int8" } else { "k.ord" }
     );
+    // The related rows' columns, as the seek's and then as the outer statement's. They are
+    // joined inside the seek, so that each page row is probed as it is found, under the LIMIT.
+    // Joined after a LATERAL instead, PostgreSQL put a Memoize node in front of the probes (the
+    // same investor rarely comes twice in a batch, so its cache only cost: about a quarter of
+    // PostgreSQL's time for fifty funds' pages, measured with pgbench), and joined after one
+    // parent's page it could hash a whole table.
+    let mut related = String::new();
     let mut joins = String::new();
-    if let Some(set) = include.investor {
-        push_columns(&mut columns, "v", &INVESTOR_COLUMNS, set);
-        joins.push_str(" JOIN investors v ON v.id = i.investor_id");
-    }
-    if let Some(set) = include.fund {
-        push_columns(&mut columns, "f", &FUND_COLUMNS, set);
-        joins.push_str(" JOIN funds f ON f.id = i.fund_id");
+    for (set, alias, table, name, key) in [
+        (
+            include.investor,
+            "v",
+            &INVESTOR_COLUMNS[..],
+            "investors",
+            "investor_id",
+        ),
+        (include.fund, "f", &FUND_COLUMNS[..], "funds", "fund_id"),
+    ] {
+        if let Some(set) = set {
+            push_columns(&mut related, alias, table, set);
+            push_named(&mut columns, "i", alias, table, set);
+            joins.push_str(&format!(" JOIN {name} {alias} ON {alias}.id = inv.{key}"));
+        }
     }
     let seek = format!(
-        "SELECT inv.id, inv.fund_id, inv.investor_id, inv.amount_usd, inv.investment_date, inv.created_at \
-         FROM investments inv WHERE {conditions} ORDER BY {order} LIMIT ${next}"
+        "SELECT inv.id, inv.fund_id, inv.investor_id, inv.amount_usd, inv.investment_date, inv.created_at{related} \
+         FROM investments inv{joins} WHERE {conditions} ORDER BY {order} LIMIT ${next}"
     );
     if single {
-        format!("SELECT {columns} FROM ({seek}) i{joins}")
+        format!("SELECT {columns} FROM ({seek}) i")
     } else {
         format!(
             "SELECT {columns} \
              FROM unnest({arrays}) WITH ORDINALITY AS k({names}, ord) \
-             CROSS JOIN LATERAL ({seek}) i{joins}",
+             CROSS JOIN LATERAL ({seek}) i",
             arrays = arrays.join(", "),
             names = names.join(", "),
         )
@@ -412,8 +436,19 @@ fn page_sql(parent: Parent, shape: Shape, include: Include, single: bool) -> Str
 /// A fund row holding every column of `FUND_COLUMNS` in that order (the id aside), decoded
 /// by position.
 pub(crate) fn fund_row(row: &PgRow, id: Uuid) -> Result<fund::Model, AppError> {
+    fund_row_at(row, 0, id)
+}
+
+/// A fund row holding its id and then every column of `FUND_COLUMNS` in that order.
+pub(crate) fn fund_row_with_id(row: &PgRow) -> Result<fund::Model, AppError> {
+    let id = Columns::of(row, 0).get(0)?;
+    fund_row_at(row, 1, id)
+}
+
+/// A fund row holding every column of `FUND_COLUMNS` in that order from column `base`.
+fn fund_row_at(row: &PgRow, base: usize, id: Uuid) -> Result<fund::Model, AppError> {
     let mut at = 0;
-    Ok(Columns::of(row, 0).fund(id, ColumnSet::ALL, &mut at)?)
+    Ok(Columns::of(row, base).fund(id, ColumnSet::ALL, &mut at)?)
 }
 
 /// Typed access to the columns of a page row by position, without sqlx's per-value type-name
