@@ -60,6 +60,15 @@ pub fn money_from_integer(value: i128) -> Result<Decimal, String> {
 
 /// Formats money with exactly two decimals, as the contract's wire form.
 pub fn format_money(value: Decimal) -> String {
+    let mut out = Vec::with_capacity(24);
+    write_money(&mut out, value);
+    // Digits, a sign and a point: always ASCII.
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// Appends [`format_money`]'s text to `out` (ASCII, nothing to escape in JSON), without an
+/// intermediate string: this runs for every amount of every page.
+pub fn write_money(out: &mut Vec<u8>, value: Decimal) {
     let mut v = value;
     v.rescale(2);
     if v.scale() != 2 {
@@ -67,10 +76,11 @@ pub fn format_money(value: Decimal) -> String {
         if v.is_zero() {
             v.set_sign_positive(true);
         }
-        return v.to_string();
+        out.extend_from_slice(v.to_string().as_bytes());
+        return;
     }
-    // Digits written directly (this runs for every amount of every page): the mantissa at
-    // scale 2, with a point before its last two digits.
+    // Digits written directly: the mantissa at scale 2, with a point before its last two
+    // digits.
     let mantissa = v.mantissa();
     let mut digits = [0u8; 40];
     let mut at = digits.len();
@@ -99,40 +109,44 @@ pub fn format_money(value: Decimal) -> String {
             }
         }
     }
-    let mut out = String::with_capacity(digits.len() - at + 2);
     if mantissa < 0 {
-        out.push('-');
+        out.push(b'-');
     }
     let (int, frac) = digits[at..].split_at(digits.len() - at - 2);
-    out.extend(int.iter().map(|&d| char::from(d)));
-    out.push('.');
-    out.extend(frac.iter().map(|&d| char::from(d)));
-    out
+    out.extend_from_slice(int);
+    out.push(b'.');
+    out.extend_from_slice(frac);
 }
 
-/// `YYYY-MM-DD`, without going through a format-string parser (this runs for every date of
-/// every page).
+/// `YYYY-MM-DD`, without going through a format-string parser.
 pub fn format_date(date: NaiveDate) -> String {
+    let mut out = Vec::with_capacity(10);
+    write_date(&mut out, date);
+    // Digits and dashes (or chrono's own text): always ASCII.
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// Appends [`format_date`]'s text to `out` (ASCII): this runs for every date of every page.
+pub fn write_date(out: &mut Vec<u8>, date: NaiveDate) {
     let (year, month, day) = (date.year(), date.month(), date.day());
     if !(0..=9999).contains(&year) {
-        return format!("{year:04}-{month:02}-{day:02}");
+        out.extend_from_slice(format!("{year:04}-{month:02}-{day:02}").as_bytes());
+        return;
     }
-    let mut out = String::with_capacity(10);
-    let digit = |n: u32| char::from(b'0' + (n % 10) as u8);
+    let digit = |n: u32| b'0' + (n % 10) as u8;
     let year = year.unsigned_abs();
-    out.extend([
+    out.extend_from_slice(&[
         digit(year / 1000),
         digit(year / 100),
         digit(year / 10),
         digit(year),
-        '-',
+        b'-',
         digit(month / 10),
         digit(month),
-        '-',
+        b'-',
         digit(day / 10),
         digit(day),
     ]);
-    out
 }
 
 /// Checks that an amount is greater than zero.

@@ -10,9 +10,16 @@
 //! to async-graphql's own resolution, so the answer is the same either way (a test compares
 //! the two paths on many documents).
 
-use std::{borrow::Cow, sync::Arc};
+use std::{borrow::Cow, collections::HashMap, sync::Arc};
 
-use crate::{auth::Scope, domain};
+use crate::{
+    auth::Scope,
+    domain,
+    service::{
+        investment::{Include, InvestmentKey, PageQuery, Parent},
+        page::{Page, PageWindow},
+    },
+};
 use async_graphql::{
     ContextSelectionSet, Name, OutputType, Positioned, ScalarType, ServerResult, Value,
     parser::types::{Field, Selection, SelectionSet},
@@ -22,9 +29,11 @@ use async_graphql::{
 
 use super::{
     connection::Node,
+    cursor::Scope as ListScope,
     fund::{Fund, GqlFundStatus},
     investment::Investment,
     investor::{GqlInvestorType, Investor},
+    loader::{Loaders, PageKey},
     policy::granted,
     raw::{self, RawParts},
     scalars::{Date, DateTime, Id, Money},
@@ -67,6 +76,43 @@ pub trait FastObject {
     fn child(&self, _related: Related) -> Option<Child<'_>> {
         None
     }
+
+    /// For the connection field `field` of a list item (a parent's `investments`): the page
+    /// every item of the list asks for, when the fast path may load them all at once.
+    fn page_spec(_ctx: &ContextSelectionSet<'_>, _field: &Positioned<Field>) -> Option<PageSpec> {
+        None
+    }
+
+    /// The item's id, as the parent of its investments pages.
+    fn parent_id(&self) -> Option<uuid::Uuid> {
+        None
+    }
+}
+
+/// The investments page that every item of a list asks for through a connection field (see
+/// [`FastObject::page_spec`]): each item's is this with the item as the parent.
+#[derive(Debug, Clone)]
+pub struct PageSpec {
+    /// Whose investments.
+    pub parent: Parent,
+    /// The related rows fetched with the page.
+    pub include: Include,
+    /// The window: no cursor, so the same for every parent.
+    pub window: PageWindow<InvestmentKey>,
+}
+
+impl PageSpec {
+    /// The loader key of `parent_id`'s page.
+    fn key(&self, parent_id: uuid::Uuid) -> PageKey {
+        PageKey {
+            parent: self.parent,
+            include: self.include,
+            query: PageQuery {
+                parent_id,
+                window: self.window.clone(),
+            },
+        }
+    }
 }
 
 /// A kind of related object a list item may carry.
@@ -99,10 +145,10 @@ fn walk<'s>(
     ctx: &'s ContextSelectionSet<'_>,
     set: &'s SelectionSet,
     type_name: &str,
-    visit: &mut dyn FnMut(&'s Field) -> bool,
+    visit: &mut dyn FnMut(&'s Positioned<Field>) -> bool,
 ) -> bool {
     set.items.iter().all(|selection| match &selection.node {
-        Selection::Field(field) => only_skip_include(&field.node.directives) && visit(&field.node),
+        Selection::Field(field) => only_skip_include(&field.node.directives) && visit(field),
         Selection::FragmentSpread(spread) => {
             only_skip_include(&spread.node.directives)
                 && matches!(
@@ -132,6 +178,7 @@ pub fn object<'s, T: FastObject>(
     let mut fields = Fields::with_capacity(set.items.len());
     let mut keys: Vec<&'s str> = Vec::with_capacity(set.items.len());
     let complete = walk(ctx, set, T::TYPE_NAME, &mut |field| {
+        let field = &field.node;
         let key = field.response_key();
         if !first_use(&mut keys, key.node.as_str()) {
             return false;
@@ -187,19 +234,63 @@ enum Step<'s> {
     Leaf(&'s str),
     /// A related object, with the plan of its own selection.
     Child(Related, Plan<'s>),
+    /// An investments connection: the item's page (number `.0` of the list's pages), loaded
+    /// for every item of the list in one batch.
+    Page(usize, ConnectionPlan<'s>),
 }
 
-/// Compiles `set` for objects of type `T`: the walk over the selection (fragments expanded,
-/// keys escaped, the caller's permissions checked) is done once for the whole list instead of
-/// once per item. `None` when the selection needs resolvers (as [`object`] decides).
-fn plan<'s, T: FastObject>(
+/// A connection's selection, compiled (see [`connection_plan`]).
+struct ConnectionPlan<'s> {
+    /// The page each item asks for.
+    spec: PageSpec,
+    /// Per response key: its prefix and what answers it.
+    fields: Vec<(Vec<u8>, ConnectionStep<'s>)>,
+}
+
+/// What answers one response key of an investments connection.
+enum ConnectionStep<'s> {
+    /// `__typename`.
+    Typename,
+    /// `nodes`, with the plan of an investment.
+    Nodes(Plan<'s>),
+    /// `edges`, with the plan of an edge.
+    Edges(Vec<(Vec<u8>, EdgeStep<'s>)>),
+    /// `pageInfo`, with the plan of its fields.
+    PageInfo(Vec<(Vec<u8>, InfoStep)>),
+}
+
+/// What answers one response key of an edge.
+enum EdgeStep<'s> {
+    /// `__typename`.
+    Typename,
+    /// `cursor`.
+    Cursor,
+    /// `node`, with the plan of an investment.
+    Node(Plan<'s>),
+}
+
+/// What answers one response key of `pageInfo`.
+enum InfoStep {
+    Typename,
+    HasNextPage,
+    HasPreviousPage,
+    StartCursor,
+    EndCursor,
+}
+
+/// Compiles the fields of `set` on `type_name`: each response key once, with its prefix
+/// bytes and what `step` says answers it. `None` when a key repeats (field merging is left to
+/// async-graphql), a directive or fragment needs resolvers, or `step` refuses a field.
+fn compile<'s, S>(
     ctx: &'s ContextSelectionSet<'_>,
     set: &'s SelectionSet,
-) -> Option<Plan<'s>> {
+    type_name: &str,
+    mut step: impl FnMut(&'s Positioned<Field>) -> Option<S>,
+) -> Option<Vec<(Vec<u8>, S)>> {
     let mut keys: Vec<&'s str> = Vec::with_capacity(set.items.len());
     let mut fields = Vec::with_capacity(set.items.len());
-    let complete = walk(ctx, set, T::TYPE_NAME, &mut |field| {
-        let key = field.response_key().node.as_str();
+    let complete = walk(ctx, set, type_name, &mut |field| {
+        let key = field.node.response_key().node.as_str();
         if !first_use(&mut keys, key) {
             return false;
         }
@@ -211,44 +302,265 @@ fn plan<'s, T: FastObject>(
             return false;
         }
         prefix.push(b':');
-        let name = field.name.node.as_str();
-        let child_set = &field.selection_set.node;
-        let step = if name == "__typename" {
-            Step::Typename(T::TYPE_NAME)
+        match step(field) {
+            Some(step) => {
+                fields.push((prefix, step));
+                true
+            }
+            None => false,
+        }
+    });
+    complete.then_some(fields)
+}
+
+/// Compiles `set` for objects of type `T`: the walk over the selection (fragments expanded,
+/// keys escaped, the caller's permissions checked) is done once for the whole list instead of
+/// once per item. `None` when the selection needs resolvers (as [`object`] decides). With
+/// `pages`, an investments connection of the item is planned too (its pages are then loaded
+/// for the whole list at once, see [`load_pages`]).
+fn plan<'s, T: FastObject>(
+    ctx: &'s ContextSelectionSet<'_>,
+    set: &'s SelectionSet,
+    pages: bool,
+) -> Option<Plan<'s>> {
+    let mut count = 0;
+    let fields = compile(ctx, set, T::TYPE_NAME, |field| {
+        let name = field.node.name.node.as_str();
+        let child_set = &field.node.selection_set.node;
+        if name == "__typename" {
+            Some(Step::Typename(T::TYPE_NAME))
         } else if let Some(related) = T::related(ctx, name) {
             let child = match related {
-                Related::Fund => plan::<Fund>(ctx, child_set),
-                Related::Investor => plan::<Investor>(ctx, child_set),
+                Related::Fund => plan::<Fund>(ctx, child_set, false),
+                Related::Investor => plan::<Investor>(ctx, child_set, false),
             };
-            match child {
-                Some(child) => Step::Child(related, child),
-                None => return false,
-            }
+            Some(Step::Child(related, child?))
         } else if child_set.items.is_empty() && T::has_leaf(ctx, name) {
-            Step::Leaf(name)
+            Some(Step::Leaf(name))
+        } else if pages && let Some(spec) = T::page_spec(ctx, field) {
+            let connection = connection_plan(ctx, child_set, spec)?;
+            count += 1;
+            Some(Step::Page(count - 1, connection))
         } else {
-            return false;
-        };
-        fields.push((prefix, step));
-        true
-    });
-    complete.then_some(Plan { fields })
+            None
+        }
+    })?;
+    Some(Plan { fields })
+}
+
+/// Compiles an investments connection's selection: `nodes`, `edges`, `pageInfo` and
+/// `__typename` (anything else, such as `totalCount`, is left to the resolvers).
+fn connection_plan<'s>(
+    ctx: &'s ContextSelectionSet<'_>,
+    set: &'s SelectionSet,
+    spec: PageSpec,
+) -> Option<ConnectionPlan<'s>> {
+    let fields = compile(ctx, set, "InvestmentConnection", |field| {
+        let set = &field.node.selection_set.node;
+        Some(match field.node.name.node.as_str() {
+            "__typename" => ConnectionStep::Typename,
+            "nodes" => ConnectionStep::Nodes(plan::<Investment>(ctx, set, false)?),
+            "edges" => ConnectionStep::Edges(compile(ctx, set, "InvestmentEdge", |edge| {
+                Some(match edge.node.name.node.as_str() {
+                    "__typename" => EdgeStep::Typename,
+                    "cursor" => EdgeStep::Cursor,
+                    "node" => EdgeStep::Node(plan::<Investment>(
+                        ctx,
+                        &edge.node.selection_set.node,
+                        false,
+                    )?),
+                    _ => return None,
+                })
+            })?),
+            "pageInfo" => ConnectionStep::PageInfo(compile(ctx, set, "PageInfo", |info| {
+                Some(match info.node.name.node.as_str() {
+                    "__typename" => InfoStep::Typename,
+                    "hasNextPage" => InfoStep::HasNextPage,
+                    "hasPreviousPage" => InfoStep::HasPreviousPage,
+                    "startCursor" => InfoStep::StartCursor,
+                    "endCursor" => InfoStep::EndCursor,
+                    _ => return None,
+                })
+            })?),
+            _ => return None,
+        })
+    })?;
+    Some(ConnectionPlan { spec, fields })
+}
+
+/// The pages of a list's items, by (page number in the plan, parent id).
+type Pages = HashMap<(usize, uuid::Uuid), Page<Investment>>;
+
+/// Loads the pages that `plan`'s connections ask for, for every one of `items`, in one
+/// loader batch (one statement per page shape, as when each item's resolver asks).
+/// `None` (the resolvers answer, and report any error) when the load fails or two of the
+/// plan's connections ask for the very same page.
+async fn load_pages<N: FastObject>(
+    ctx: &ContextSelectionSet<'_>,
+    plan: &Plan<'_>,
+    items: &[N],
+) -> Option<Pages> {
+    let specs: Vec<(usize, &PageSpec)> = plan
+        .fields
+        .iter()
+        .filter_map(|(_, step)| match step {
+            Step::Page(index, connection) => Some((*index, &connection.spec)),
+            _ => None,
+        })
+        .collect();
+    let mut pages = Pages::with_capacity(specs.len() * items.len());
+    if specs.is_empty() {
+        return Some(pages);
+    }
+    let mut wanted = Vec::with_capacity(specs.len() * items.len());
+    for item in items {
+        let id = item.parent_id()?;
+        for (index, spec) in &specs {
+            wanted.push(((*index, id), spec.key(id)));
+        }
+    }
+    let keys = wanted.iter().map(|(_, key)| key.clone()).collect();
+    let mut loaded = ctx.data_opt::<Loaders>()?.load_pages(keys).await.ok()?;
+    for (slot, key) in wanted {
+        // Usually the only reference: the rows move instead of being copied.
+        let page = loaded.remove(&key)?;
+        let page = Arc::try_unwrap(page).unwrap_or_else(|shared| (*shared).clone());
+        pages.insert(
+            slot,
+            Page {
+                items: page.items.into_iter().map(Investment::from).collect(),
+                has_next_page: page.has_next_page,
+                has_previous_page: page.has_previous_page,
+            },
+        );
+    }
+    Some(pages)
 }
 
 /// Writes `item`'s JSON for `plan` to `out` (what serialising [`object`]'s value would write,
-/// byte for byte). False to fall back (`out` then holds a partial object: discard it).
-fn write_planned<T: FastObject>(item: &T, plan: &Plan<'_>, out: &mut Vec<u8>) -> bool {
+/// byte for byte), with its connections' pages from `pages`. False to fall back (`out` then
+/// holds a partial object: discard it).
+fn write_planned<T: FastObject>(
+    item: &T,
+    plan: &Plan<'_>,
+    pages: &Pages,
+    out: &mut Vec<u8>,
+) -> bool {
     out.push(b'{');
     for (prefix, step) in &plan.fields {
         out.extend_from_slice(prefix);
         let written = match step {
-            Step::Typename(name) => raw::write_str(out, name).is_ok(),
+            Step::Typename(name) => write_text(out, name),
             Step::Leaf(name) => item.write_leaf(name, out),
             Step::Child(related, child) => match (related, item.child(*related)) {
-                (Related::Fund, Some(Child::Fund(f))) => write_planned(f, child, out),
-                (Related::Investor, Some(Child::Investor(i))) => write_planned(i, child, out),
+                (Related::Fund, Some(Child::Fund(f))) => write_planned(f, child, pages, out),
+                (Related::Investor, Some(Child::Investor(i))) => {
+                    write_planned(i, child, pages, out)
+                }
                 _ => false,
             },
+            Step::Page(index, connection) => {
+                match item
+                    .parent_id()
+                    .and_then(|id| Some((id, pages.get(&(*index, id))?)))
+                {
+                    Some((id, page)) => write_connection(
+                        page,
+                        ListScope::Investments(connection.spec.parent, id),
+                        connection,
+                        out,
+                    ),
+                    None => false,
+                }
+            }
+        };
+        if !written {
+            return false;
+        }
+    }
+    out.push(b'}');
+    true
+}
+
+/// Writes `items` as a JSON list, each for `plan`.
+fn write_items<T: FastObject>(
+    items: &[T],
+    plan: &Plan<'_>,
+    pages: &Pages,
+    out: &mut Vec<u8>,
+) -> bool {
+    out.push(b'[');
+    let complete = items.iter().enumerate().all(|(i, item)| {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_planned(item, plan, pages, out)
+    });
+    out.push(b']');
+    complete
+}
+
+/// Writes an investments connection's JSON for `plan` (as its resolvers would answer).
+fn write_connection(
+    page: &Page<Investment>,
+    scope: ListScope,
+    plan: &ConnectionPlan<'_>,
+    out: &mut Vec<u8>,
+) -> bool {
+    let none = Pages::new();
+    let cursor = |out: &mut Vec<u8>, item: Option<&Investment>| match item {
+        Some(item) => write_text(out, &item.cursor(scope)),
+        None => {
+            out.extend_from_slice(b"null");
+            true
+        }
+    };
+    let flag = |out: &mut Vec<u8>, value: bool| {
+        out.extend_from_slice(if value { b"true" } else { b"false" });
+        true
+    };
+    out.push(b'{');
+    for (prefix, step) in &plan.fields {
+        out.extend_from_slice(prefix);
+        let written = match step {
+            ConnectionStep::Typename => write_text(out, "InvestmentConnection"),
+            ConnectionStep::Nodes(node) => write_items(&page.items, node, &none, out),
+            ConnectionStep::Edges(fields) => {
+                out.push(b'[');
+                let complete = page.items.iter().enumerate().all(|(i, item)| {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    out.push(b'{');
+                    let complete = fields.iter().all(|(prefix, step)| {
+                        out.extend_from_slice(prefix);
+                        match step {
+                            EdgeStep::Typename => write_text(out, "InvestmentEdge"),
+                            EdgeStep::Cursor => cursor(out, Some(item)),
+                            EdgeStep::Node(node) => write_planned(item, node, &none, out),
+                        }
+                    });
+                    out.push(b'}');
+                    complete
+                });
+                out.push(b']');
+                complete
+            }
+            ConnectionStep::PageInfo(fields) => {
+                out.push(b'{');
+                let complete = fields.iter().all(|(prefix, step)| {
+                    out.extend_from_slice(prefix);
+                    match step {
+                        InfoStep::Typename => write_text(out, "PageInfo"),
+                        InfoStep::HasNextPage => flag(out, page.has_next_page),
+                        InfoStep::HasPreviousPage => flag(out, page.has_previous_page),
+                        InfoStep::StartCursor => cursor(out, page.items.first()),
+                        InfoStep::EndCursor => cursor(out, page.items.last()),
+                    }
+                });
+                out.push(b'}');
+                complete
+            }
         };
         if !written {
             return false;
@@ -283,18 +595,13 @@ impl<'a, N: Node + FastObject + Sync> OutputType for NodeList<'a, N> {
             let set = &ctx.item.node;
             if let Some(parts) = ctx.data_opt::<Arc<RawParts>>() {
                 // The list's JSON written at once, spliced into the response when it is
-                // serialised (see [`raw`]).
-                if let Some(plan) = plan::<N>(ctx, set) {
+                // serialised (see [`raw`]); its items' investments pages loaded first, all in
+                // one batch.
+                if let Some(plan) = plan::<N>(ctx, set, true)
+                    && let Some(pages) = load_pages(ctx, &plan, self.0).await
+                {
                     let mut out = Vec::with_capacity(2 + 96 * self.0.len());
-                    out.push(b'[');
-                    let complete = self.0.iter().enumerate().all(|(i, item)| {
-                        if i > 0 {
-                            out.push(b',');
-                        }
-                        write_planned(item, &plan, &mut out)
-                    });
-                    if complete {
-                        out.push(b']');
+                    if write_items(self.0, &plan, &pages, &mut out) {
                         return Ok(parts.placeholder(out));
                     }
                 }
@@ -336,8 +643,8 @@ impl<T: FastObject + OutputType + Sync> OutputType for One<T> {
             let set = &ctx.item.node;
             if let Some(parts) = ctx.data_opt::<Arc<RawParts>>() {
                 let mut out = Vec::with_capacity(256);
-                if let Some(plan) = plan::<T>(ctx, set)
-                    && write_planned(&self.0, &plan, &mut out)
+                if let Some(plan) = plan::<T>(ctx, set, false)
+                    && write_planned(&self.0, &plan, &Pages::new(), &mut out)
                 {
                     return Ok(parts.placeholder(out));
                 }
@@ -352,6 +659,15 @@ impl<T: FastObject + OutputType + Sync> OutputType for One<T> {
 /// Writes a leaf's value as JSON (false when there is none, or it cannot be written).
 fn write_value(out: &mut Vec<u8>, value: Option<Value>) -> bool {
     value.is_some_and(|value| raw::write_leaf(out, &value).is_ok())
+}
+
+/// Writes what `write` appends, ASCII with nothing to escape (digits, signs, points, dashes),
+/// as a JSON string.
+fn write_quoted(out: &mut Vec<u8>, write: impl FnOnce(&mut Vec<u8>)) -> bool {
+    out.push(b'"');
+    write(out);
+    out.push(b'"');
+    true
 }
 
 /// Writes `text` as a JSON string (false when it cannot be written).
@@ -387,8 +703,21 @@ impl FastObject for Fund {
     fn write_leaf(&self, name: &str, out: &mut Vec<u8>) -> bool {
         match name {
             "name" => write_text(out, &self.0.name),
+            "targetSizeUsd" => {
+                write_quoted(out, |out| domain::write_money(out, self.0.target_size_usd))
+            }
             _ => write_value(out, self.leaf(name)),
         }
+    }
+
+    fn page_spec(ctx: &ContextSelectionSet<'_>, field: &Positioned<Field>) -> Option<PageSpec> {
+        (field.node.name.node == "investments")
+            .then(|| super::fund::page_spec(ctx, field, Parent::Fund))
+            .flatten()
+    }
+
+    fn parent_id(&self) -> Option<uuid::Uuid> {
+        Some(self.0.id)
     }
 }
 
@@ -425,6 +754,16 @@ impl FastObject for Investor {
             _ => write_value(out, self.leaf(name)),
         }
     }
+
+    fn page_spec(ctx: &ContextSelectionSet<'_>, field: &Positioned<Field>) -> Option<PageSpec> {
+        (field.node.name.node == "investments")
+            .then(|| super::fund::page_spec(ctx, field, Parent::Investor))
+            .flatten()
+    }
+
+    fn parent_id(&self) -> Option<uuid::Uuid> {
+        Some(self.0.id)
+    }
 }
 
 impl FastObject for Investment {
@@ -454,8 +793,8 @@ impl FastObject for Investment {
     fn write_leaf(&self, name: &str, out: &mut Vec<u8>) -> bool {
         let m = self.model();
         match name {
-            "amountUsd" => write_text(out, &domain::format_money(m.amount_usd)),
-            "investmentDate" => write_text(out, &domain::format_date(m.investment_date)),
+            "amountUsd" => write_quoted(out, |out| domain::write_money(out, m.amount_usd)),
+            "investmentDate" => write_quoted(out, |out| domain::write_date(out, m.investment_date)),
             _ => write_value(out, self.leaf(name)),
         }
     }

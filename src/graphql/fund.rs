@@ -2,7 +2,10 @@
 
 use std::sync::Arc;
 
-use async_graphql::{Context, Enum, InputObject, Lookahead, MaybeUndefined, Object, Value};
+use async_graphql::{
+    Context, ContextSelectionSet, Enum, InputObject, Lookahead, MaybeUndefined, Object, Positioned,
+    Value, parser::types::Field,
+};
 use chrono::Utc;
 
 use super::policy::{authorize, granted};
@@ -10,6 +13,7 @@ use super::{
     connection::{Connection, Node, PageArgs, TotalCount, connection_complexity},
     context::{db, limits, loader},
     cursor::{self, Scope},
+    fast::PageSpec,
     investment::Investment,
     investor::Investor,
     loader::{CountKey, PageKey, TotalKey},
@@ -197,17 +201,68 @@ fn page_key(
     let window = args.window(max_page_size, |c| {
         cursor::decode_investment(c, parent, parent_id)
     })?;
-    // Related rows selected (and readable by the caller) come in the page's own statement,
-    // with the columns their selected fields read.
     Ok(PageKey {
         parent,
-        include: Include {
-            investor: related_columns(look, "investor", &INVESTOR_COLUMNS, investor_column)
-                .filter(|_| granted(ctx, AuthScope::InvestorsRead)),
-            fund: related_columns(look, "fund", &FUND_COLUMNS, fund_column)
-                .filter(|_| granted(ctx, AuthScope::FundsRead)),
-        },
+        include: page_include(ctx, look),
         query: PageQuery { parent_id, window },
+    })
+}
+
+/// The related rows that come in a page's own statement: those selected (under the
+/// connection field `look`) and readable by the caller, with the columns their selected
+/// fields read.
+fn page_include(ctx: &Context<'_>, look: &Lookahead<'_>) -> Include {
+    Include {
+        investor: related_columns(look, "investor", &INVESTOR_COLUMNS, investor_column)
+            .filter(|_| granted(ctx, AuthScope::InvestorsRead)),
+        fund: related_columns(look, "fund", &FUND_COLUMNS, fund_column)
+            .filter(|_| granted(ctx, AuthScope::FundsRead)),
+    }
+}
+
+/// The page that the `investments` connection `field` asks of every item of a list of
+/// parents, for the fast path to load them all at once (see [`super::fast`]): the same
+/// window and related rows the field's resolver would ask for. `None` (the resolvers answer)
+/// when the caller may not read the field, an argument is invalid, or a cursor is given (a
+/// cursor belongs to one parent: the resolver reports it on the others).
+pub(super) fn page_spec(
+    ctx: &ContextSelectionSet<'_>,
+    field: &Positioned<Field>,
+    parent: Parent,
+) -> Option<PageSpec> {
+    let ctx = ctx.with_field(field);
+    let type_name = match parent {
+        Parent::Fund => "Fund",
+        Parent::Investor => "Investor",
+    };
+    authorize(&ctx, type_name, "investments").ok()?;
+    let size = |name: &str| {
+        ctx.param_value::<Option<i32>>(name, None)
+            .ok()
+            .map(|(_, v)| v)
+    };
+    let cursor = |name: &str| {
+        ctx.param_value::<Option<String>>(name, None)
+            .ok()
+            .map(|(_, v)| v)
+    };
+    if cursor("after")?.is_some() || cursor("before")?.is_some() {
+        return None;
+    }
+    let args = PageArgs {
+        first: size("first")?,
+        last: size("last")?,
+        ..PageArgs::default()
+    };
+    let window = args
+        .window(limits(&ctx).ok()?.max_page_size, |_| {
+            Err(cursor::CursorError::Malformed)
+        })
+        .ok()?;
+    Some(PageSpec {
+        parent,
+        include: page_include(&ctx, &ctx.look_ahead()),
+        window,
     })
 }
 

@@ -169,6 +169,15 @@ impl Loaders {
         }
     }
 
+    /// The pages for `keys`, in one batch with every other page asked for in the same pass
+    /// (the fast path's pages of a whole list; a list's pages are never primed).
+    pub async fn load_pages(
+        &self,
+        keys: Vec<PageKey>,
+    ) -> Result<HashMap<PageKey, Arc<Page<InvestmentWith>>>, LoadError> {
+        self.inner.load_many(keys).await
+    }
+
     /// Loads one key, batched with every other key of its type asked for in the same pass.
     pub async fn load_one<K>(
         &self,
