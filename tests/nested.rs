@@ -110,6 +110,50 @@ async fn an_investor_tree_costs_one_statement_per_level_too() {
     }
 }
 
+/// A page whose `pageInfo` is not selected reads exactly its rows, without the extra one that
+/// tells whether more follow; a sibling asking for `pageInfo` on the same pages shares the
+/// statement and still gets the right answer.
+#[tokio::test]
+async fn pages_without_page_info_share_the_statement_of_pages_with_it() {
+    let app = TestApp::spawn().await;
+    generate(&app, 30, 20, 600, 1, 100).await;
+    let query = "{ funds(first: 20) { nodes { a: investments(first: 2) { nodes { id } } b: investments(first: 2) { pageInfo { hasNextPage endCursor } nodes { id } } c: investments(first: 100) { pageInfo { hasNextPage } } } } }";
+    let (count, body) = statements_for(&app, query, json!({})).await;
+    assert_eq!(count, 1 + 2, "the funds, then one statement per page size");
+    for fund in body["data"]["funds"]["nodes"].as_array().unwrap() {
+        let (a, b) = (&fund["a"]["nodes"], &fund["b"]["nodes"]);
+        assert_eq!(a, b);
+        let beyond = fund["c"]["pageInfo"]["hasNextPage"].as_bool().unwrap();
+        assert_eq!(beyond, fund_size(&app, fund).await > 100);
+        let n = a.as_array().unwrap().len();
+        assert!(n <= 2);
+        // More than two investments exactly when the fund's first hundred hold more than two.
+        let more = fund["b"]["pageInfo"]["hasNextPage"].as_bool().unwrap();
+        assert_eq!(more, n == 2 && fund_size(&app, fund).await > 2);
+    }
+    // Alone, the page without pageInfo still answers its rows.
+    let (count, body) = statements_for(
+        &app,
+        "{ funds(first: 20) { nodes { investments(first: 2) { nodes { id } } } } }",
+        json!({}),
+    )
+    .await;
+    assert_eq!(count, 2);
+    let first = &body["data"]["funds"]["nodes"][0]["investments"]["nodes"];
+    assert_eq!(first.as_array().unwrap().len(), 2);
+}
+
+/// How many investments the fund (an answer object with `b.nodes[].id`) has, from SQL.
+async fn fund_size(app: &TestApp, fund: &Value) -> i64 {
+    let Some(id) = fund["b"]["nodes"][0]["id"].as_str() else {
+        return 0;
+    };
+    app.sql_scalar(&format!(
+        "SELECT count(*) FROM investments WHERE fund_id = (SELECT fund_id FROM investments WHERE id = '{id}')"
+    ))
+    .await
+}
+
 #[tokio::test]
 async fn different_page_arguments_per_parent_still_batch_by_shape() {
     let app = TestApp::spawn().await;
@@ -524,6 +568,7 @@ async fn pages_of_a_fund_seek_the_index_without_sorting_on_a_million_investments
         limit: 20,
         after,
         before,
+        probe: true,
     };
     let cases = [
         (
@@ -653,6 +698,7 @@ async fn a_batch_with_a_cursor_per_parent_answers_as_each_parent_alone() {
                     limit: 3,
                     after: (direction == Direction::Forward).then_some(*key),
                     before: (direction == Direction::Backward).then_some(*key),
+                    probe: true,
                 },
             })
             .collect();

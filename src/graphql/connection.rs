@@ -222,6 +222,7 @@ impl PageArgs {
             limit,
             after: cursor("after", &self.after)?,
             before: cursor("before", &self.before)?,
+            probe: true,
         })
     }
 }

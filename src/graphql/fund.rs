@@ -198,9 +198,10 @@ fn page_key(
     args: &PageArgs,
     max_page_size: u32,
 ) -> Result<PageKey, AppError> {
-    let window = args.window(max_page_size, |c| {
+    let mut window = args.window(max_page_size, |c| {
         cursor::decode_investment(c, parent, parent_id)
     })?;
+    window.probe = look.field("pageInfo").exists();
     Ok(PageKey {
         parent,
         include: page_include(ctx, look),
@@ -254,14 +255,16 @@ pub(super) fn page_spec(
         last: size("last")?,
         ..PageArgs::default()
     };
-    let window = args
+    let mut window = args
         .window(limits(&ctx).ok()?.max_page_size, |_| {
             Err(cursor::CursorError::Malformed)
         })
         .ok()?;
+    let look = ctx.look_ahead();
+    window.probe = look.field("pageInfo").exists();
     Some(PageSpec {
         parent,
-        include: page_include(&ctx, &ctx.look_ahead()),
+        include: page_include(&ctx, &look),
         window,
     })
 }

@@ -663,7 +663,10 @@ pub fn page_statements(
                     }
                 }
             }
-            values.push(i64::from(shape.limit + 1).into());
+            // One row more than the page when any member needs to know whether more follow
+            // (the others drop it): the text is the same either way.
+            let probe = windows().any(|w| w.probe);
+            values.push((i64::from(shape.limit) + i64::from(probe)).into());
             static TEXTS: SqlTexts<(Parent, Shape, Include, bool)> = LazyLock::new(Mutex::default);
             let sql = cached_sql(&TEXTS, (parent, shape, include, single), || {
                 page_sql(parent, shape, include, single)

@@ -23,17 +23,23 @@ pub struct PageWindow<K> {
     pub after: Option<K>,
     /// Only rows before this position (exclusive).
     pub before: Option<K>,
+    /// Whether to fetch one row more than the page, to know whether more rows follow (Relay's
+    /// `hasNextPage` paging forward, `hasPreviousPage` backward). Without it (when the client
+    /// does not select `pageInfo`) a page of fifty funds' investments reads a tenth fewer rows,
+    /// and that flag of the page is false whatever follows: it must not be read.
+    pub probe: bool,
 }
 
 impl<K> PageWindow<K> {
-    /// Rows to fetch: one more than the page, to know whether more follow.
+    /// Rows to fetch: the page, and one more when [`PageWindow::probe`] asks.
     pub fn fetch_limit(&self) -> u64 {
-        u64::from(self.limit) + 1
+        u64::from(self.limit) + u64::from(self.probe)
     }
 
-    /// Turns the rows fetched (in fetch order, at most `limit + 1`) into a page in list order.
+    /// Turns the rows fetched (in fetch order, at most [`PageWindow::fetch_limit`]; more
+    /// are dropped) into a page in list order.
     pub fn into_page<T>(&self, mut rows: Vec<T>) -> Page<T> {
-        let more = rows.len() > self.limit as usize;
+        let more = self.probe && rows.len() > self.limit as usize;
         rows.truncate(self.limit as usize);
         match self.direction {
             Direction::Forward => Page {
@@ -103,6 +109,7 @@ mod tests {
             limit,
             after,
             before,
+            probe: true,
         }
     }
 
@@ -124,6 +131,16 @@ mod tests {
     fn an_empty_page_still_says_whether_rows_follow() {
         let page = window(Direction::Forward, 0, None, None).into_page(vec![1]);
         assert!(page.items.is_empty() && page.has_next_page);
+    }
+
+    #[test]
+    fn without_the_probe_the_page_is_fetched_exactly() {
+        let mut w = window(Direction::Forward, 2, None, None);
+        w.probe = false;
+        assert_eq!(w.fetch_limit(), 2);
+        // A batch statement shared with a probing sibling may bring the extra row: dropped.
+        let page = w.into_page(vec![1, 2, 3]);
+        assert_eq!(page.items, vec![1, 2]);
     }
 
     #[test]
