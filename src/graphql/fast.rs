@@ -4,11 +4,14 @@
 //! and a result map insertion; on a page of 500 investments with their investors that is most
 //! of the request's cost. When every field a list item selects is a value already in memory
 //! (scalars, `__typename`, and related rows fetched with the page), the item's response is
-//! built directly from the selection set here. As soon as any item selects something else (a
-//! connection, an aggregate, a field behind a permission the caller lacks, a directive other
-//! than `@skip`/`@include`, a field selected twice under one name), the whole list falls back
-//! to async-graphql's own resolution, so the answer is the same either way (a test compares
-//! the two paths on many documents).
+//! built directly from the selection set here. The items of a list of funds or investors may
+//! also select their `investments` connection (`nodes`, `edges`, `pageInfo`): every item's
+//! page is then loaded in one loader batch, as the items' resolvers would load them, and
+//! written the same way. As soon as any item selects something else (`totalCount`, an
+//! aggregate, a cursor argument, a field behind a permission the caller lacks, a directive
+//! other than `@skip`/`@include`, a field selected twice under one name), the whole list falls
+//! back to async-graphql's own resolution, so the answer is the same either way (a test
+//! compares the two paths' bytes on many documents).
 
 use std::{borrow::Cow, collections::HashMap, sync::Arc};
 
