@@ -178,9 +178,22 @@ pgbench_run() { # workload concurrency
   local args=(-h "$SOCK" -U postgres -n -M prepared -c "$c" -j "$j" -D "fund=$([ "$w" = W2 ] && echo "$BIG_FUND" || echo "$ANY_FUND")"
         -D "investor=$INVESTOR" -D "funds=$FUNDS" -D "investors=$INVESTORS" -f "$ROOT/bench/pgbench/$wl.sql" "$DB")
   export PGOPTIONS="-c plan_cache_mode=force_generic_plan"
-  pgbench "${args[@]}" -T "$WARMUP" > /dev/null 2>&1
-  rm -f "$OUT"/pgbench_log.*
-  (cd "$OUT" && pgbench "${args[@]}" -T "$DURATION" -l --log-prefix=pgbench_log > "$OUT/pgbench.out" 2>&1)
+  # A run that fails (once, a warm-up at 128 clients ended the whole benchmark) is retried
+  # once, its cause logged; a second failure stops the benchmark.
+  local attempt
+  for attempt in 1 2; do
+    if pgbench "${args[@]}" -T "$WARMUP" > "$OUT/pgbench-warmup.out" 2>&1; then break; fi
+    log "pgbench $w c=$c warm-up failed: $(grep -m1 -i error "$OUT/pgbench-warmup.out" || tail -1 "$OUT/pgbench-warmup.out")"
+    [ "$attempt" = 2 ] && return 1
+    sleep 2
+  done
+  for attempt in 1 2; do
+    rm -f "$OUT"/pgbench_log.*
+    if (cd "$OUT" && pgbench "${args[@]}" -T "$DURATION" -l --log-prefix=pgbench_log > "$OUT/pgbench.out" 2>&1); then break; fi
+    log "pgbench $w c=$c failed: $(grep -m1 -i error "$OUT/pgbench.out" || tail -1 "$OUT/pgbench.out")"
+    [ "$attempt" = 2 ] && return 1
+    sleep 2
+  done
   unset PGOPTIONS
   json=$(python3 - "$OUT" "$DURATION" <<'PY'
 import glob, json, re, sys

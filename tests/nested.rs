@@ -734,3 +734,40 @@ async fn a_batch_with_a_cursor_per_parent_answers_as_each_parent_alone() {
         assert_eq!(ids.len(), 12);
     }
 }
+
+/// A page row does not fetch its parent's column (it is the parent's id): both foreign keys of
+/// every row still answer what the table holds, on fund pages and investor pages alike.
+#[tokio::test]
+async fn page_rows_carry_both_foreign_keys() {
+    let app = TestApp::spawn().await;
+    generate(&app, 10, 20, 200, 1, 50).await;
+    let data = app
+        .gql_ok(
+            "{ funds(first: 3) { nodes { id investments(first: 5) { nodes { id fundId investorId } } } } \
+               investors(first: 3) { nodes { id investments(first: 5) { nodes { id fundId investorId } } } } }",
+            json!({}),
+        )
+        .await;
+    let mut rows = 0;
+    for (list, own) in [("funds", "fundId"), ("investors", "investorId")] {
+        for parent in data[list]["nodes"].as_array().unwrap() {
+            for row in parent["investments"]["nodes"].as_array().unwrap() {
+                assert_eq!(row[own], parent["id"]);
+                let stored: String = app
+                    .sql_scalar(&format!(
+                        "SELECT fund_id::text || '/' || investor_id::text FROM investments WHERE id = '{}'",
+                        row["id"].as_str().unwrap()
+                    ))
+                    .await;
+                let answered = format!(
+                    "{}/{}",
+                    row["fundId"].as_str().unwrap(),
+                    row["investorId"].as_str().unwrap()
+                );
+                assert_eq!(stored, answered);
+                rows += 1;
+            }
+        }
+    }
+    assert!(rows >= 10, "{rows}");
+}

@@ -45,6 +45,14 @@ impl Parent {
         }
     }
 
+    /// The investment's other foreign key (the one that is not the parent's).
+    fn other_column(self) -> &'static str {
+        match self {
+            Parent::Fund => "investor_id",
+            Parent::Investor => "fund_id",
+        }
+    }
+
     /// The parent table's columns that a [`ColumnSet`] of it counts.
     fn columns(self) -> &'static [&'static str] {
         match self {
@@ -388,8 +396,10 @@ fn page_sql(parent: Parent, shape: Shape, include: Include, single: bool) -> Str
         Direction::Forward => "inv.investment_date DESC, inv.id DESC",
         Direction::Backward => "inv.investment_date ASC, inv.id ASC",
     };
+    // The parent's own column is not fetched: every row of its page holds the parent's id.
+    let other = parent.other_column();
     let mut columns = format!(
-        "{ord} AS ord, i.id, i.fund_id, i.investor_id, i.amount_usd, i.investment_date, i.created_at",
+        "{ord} AS ord, i.id, i.{other}, i.amount_usd, i.investment_date, i.created_at",
         ord = if single { "1::int8" } else { "k.ord" }
     );
     // The related rows' columns, as the seek's and then as the outer statement's. They are
@@ -417,7 +427,7 @@ fn page_sql(parent: Parent, shape: Shape, include: Include, single: bool) -> Str
         }
     }
     let seek = format!(
-        "SELECT inv.id, inv.fund_id, inv.investor_id, inv.amount_usd, inv.investment_date, inv.created_at{related} \
+        "SELECT inv.id, inv.{other}, inv.amount_usd, inv.investment_date, inv.created_at{related} \
          FROM investments inv{joins} WHERE {conditions} ORDER BY {order} LIMIT ${next}"
     );
     if single {
@@ -530,11 +540,16 @@ impl<'r> Columns<'r> {
         }
     }
 
-    /// One page row (see [`page_sql`]): the investment, then the investor's columns, then the
-    /// fund's.
-    fn page_row(&self, include: Include) -> Result<InvestmentWith, DbErr> {
-        let investment = self.investment()?;
-        let mut at = 7;
+    /// One page row of `parent_id`'s page (see [`page_sql`]): the ordinal, the investment
+    /// (without the parent's column), then the investor's columns, then the fund's.
+    fn page_row(
+        &self,
+        include: Include,
+        parent: Parent,
+        parent_id: Uuid,
+    ) -> Result<InvestmentWith, DbErr> {
+        let investment = self.investment(parent, parent_id)?;
+        let mut at = 6;
         let investor = include
             .investor
             .map(|set| self.investor(investment.investor_id, set, &mut at))
@@ -550,14 +565,21 @@ impl<'r> Columns<'r> {
         })
     }
 
-    fn investment(&self) -> Result<investment::Model, DbErr> {
+    /// The investment columns of a page row of `parent_id`'s page (the parent's own column is
+    /// not fetched: it is `parent_id`).
+    fn investment(&self, parent: Parent, parent_id: Uuid) -> Result<investment::Model, DbErr> {
+        let other: Uuid = self.get(2)?;
+        let (fund_id, investor_id) = match parent {
+            Parent::Fund => (parent_id, other),
+            Parent::Investor => (other, parent_id),
+        };
         Ok(investment::Model {
             id: self.get(1)?,
-            fund_id: self.get(2)?,
-            investor_id: self.get(3)?,
-            amount_usd: self.decimal(4)?,
-            investment_date: self.date(5)?,
-            created_at: self.timestamp(6)?,
+            fund_id,
+            investor_id,
+            amount_usd: self.decimal(3)?,
+            investment_date: self.date(4)?,
+            created_at: self.timestamp(5)?,
         })
     }
 
@@ -697,7 +719,8 @@ pub async fn investment_pages(
                     "page row with ordinal {ord} out of range"
                 )));
             };
-            rows_by_query[query_index].push(columns.page_row(include)?);
+            let parent_id = queries[query_index].parent_id;
+            rows_by_query[query_index].push(columns.page_row(include, parent, parent_id)?);
         }
     }
     Ok(rows_by_query
@@ -815,7 +838,7 @@ async fn parent_with_page<T>(
         let page_columns = Columns::of(row, base);
         // A null ordinal is the LEFT JOIN's row for an empty page.
         if page_columns.get::<Option<i64>>(0)?.is_some() {
-            items.push(page_columns.page_row(include)?);
+            items.push(page_columns.page_row(include, parent, query.parent_id)?);
         }
     }
     Ok(Some((model, finish_page(items, query))))
