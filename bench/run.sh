@@ -169,6 +169,20 @@ if has postgraphile; then
   NODE_PID=$(pgrep -P $PGL_PID node || echo $PGL_PID)
 fi
 
+# pgbench needs a connection per client: waits (up to 20 s) until PostgreSQL has that many of
+# its 200 free, logging who holds them when it has to wait. At 128 clients pgbench was refused
+# ("too many clients already") twice in a row in one run and once in another, while the servers
+# measured before it held 45 connections at most (checked); backends of a finished run that
+# are still exiting count against the limit too.
+wait_for_slots() { # workload concurrency
+  local w=$1 c=$2 busy waited=0
+  while busy=$("${PSQL[@]}" -At -c "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'" "$DB") \
+      && [ $(( busy + c + 5 )) -gt 200 ] && [ $waited -lt 40 ]; do
+    [ $waited = 0 ] && log "pgbench $w c=$c waits for connections: $busy in use ($("${PSQL[@]}" -At -c "SELECT string_agg(n || ' ' || coalesce(nullif(application_name, ''), usename) || ' ' || coalesce(state, ''), ', ') FROM (SELECT application_name, usename, state, count(*) n FROM pg_stat_activity WHERE backend_type = 'client backend' GROUP BY 1, 2, 3) s" "$DB"))"
+    sleep 0.5; waited=$(( waited + 1 ))
+  done
+}
+
 pgbench_run() { # workload concurrency
   local w=$1 c=$2 wl j json
   wl=$(echo "$w" | tr 'W' 'w'); j=$(( c > 1 ? 2 : 1 ))
@@ -178,8 +192,9 @@ pgbench_run() { # workload concurrency
   local args=(-h "$SOCK" -U postgres -n -M prepared -c "$c" -j "$j" -D "fund=$([ "$w" = W2 ] && echo "$BIG_FUND" || echo "$ANY_FUND")"
         -D "investor=$INVESTOR" -D "funds=$FUNDS" -D "investors=$INVESTORS" -f "$ROOT/bench/pgbench/$wl.sql" "$DB")
   export PGOPTIONS="-c plan_cache_mode=force_generic_plan"
-  # A run that fails (once, a warm-up at 128 clients ended the whole benchmark) is retried
-  # once, its cause logged; a second failure stops the benchmark.
+  wait_for_slots "$w" "$c"
+  # A run that fails anyway is retried once, its cause logged; a second failure stops the
+  # benchmark.
   local attempt
   for attempt in 1 2; do
     if pgbench "${args[@]}" -T "$WARMUP" > "$OUT/pgbench-warmup.out" 2>&1; then break; fi
@@ -189,6 +204,7 @@ pgbench_run() { # workload concurrency
   done
   for attempt in 1 2; do
     rm -f "$OUT"/pgbench_log.*
+    wait_for_slots "$w" "$c"
     if (cd "$OUT" && pgbench "${args[@]}" -T "$DURATION" -l --log-prefix=pgbench_log > "$OUT/pgbench.out" 2>&1); then break; fi
     log "pgbench $w c=$c failed: $(grep -m1 -i error "$OUT/pgbench.out" || tail -1 "$OUT/pgbench.out")"
     [ "$attempt" = 2 ] && return 1
