@@ -174,11 +174,15 @@ fi
 # ("too many clients already") twice in a row in one run and once in another, while the servers
 # measured before it held 45 connections at most (checked); backends of a finished run that
 # are still exiting count against the limit too.
+pgbench_failed() { # workload concurrency
+  record pgbench "$1" "$2" '{"requests": 0, "errors": 1, "rps": 0, "p50_ms": 0, "p99_ms": 0, "max_ms": 0, "peak_rss_kib": 0}'
+}
+
 wait_for_slots() { # workload concurrency
   local w=$1 c=$2 busy waited=0
   while busy=$("${PSQL[@]}" -At -c "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'" "$DB") \
       && [ $(( busy + c + 5 )) -gt 200 ] && [ $waited -lt 40 ]; do
-    [ $waited = 0 ] && log "pgbench $w c=$c waits for connections: $busy in use ($("${PSQL[@]}" -At -c "SELECT string_agg(n || ' ' || coalesce(nullif(application_name, ''), usename) || ' ' || coalesce(state, ''), ', ') FROM (SELECT application_name, usename, state, count(*) n FROM pg_stat_activity WHERE backend_type = 'client backend' GROUP BY 1, 2, 3) s" "$DB"))"
+    [ $waited = 0 ] && log "pgbench $w c=$c waits for connections: $busy in use ($("${PSQL[@]}" -At -c "SELECT string_agg(n || ' ' || coalesce(nullif(application_name, ''), usename) || ' ' || coalesce(state, ''), ', ') FROM (SELECT application_name, usename, state, count(*) n FROM pg_stat_activity WHERE backend_type = 'client backend' GROUP BY 1, 2, 3) s" "$DB"); titanbay's pool: $(curl -s "http://127.0.0.1:$APP_PORT/metrics" 2>/dev/null | grep '^titanbay_db_pool_connections{' | tr '\n' ' '))"
     sleep 0.5; waited=$(( waited + 1 ))
   done
 }
@@ -193,13 +197,14 @@ pgbench_run() { # workload concurrency
         -D "investor=$INVESTOR" -D "funds=$FUNDS" -D "investors=$INVESTORS" -f "$ROOT/bench/pgbench/$wl.sql" "$DB")
   export PGOPTIONS="-c plan_cache_mode=force_generic_plan"
   wait_for_slots "$w" "$c"
-  # A run that fails anyway is retried once, its cause logged; a second failure stops the
-  # benchmark.
+  # A run that fails anyway is retried once, its cause logged; a second failure is recorded as
+  # a measurement with one error and no requests (the table shows it), and the benchmark goes
+  # on.
   local attempt
   for attempt in 1 2; do
     if pgbench "${args[@]}" -T "$WARMUP" > "$OUT/pgbench-warmup.out" 2>&1; then break; fi
     log "pgbench $w c=$c warm-up failed: $(grep -m1 -i error "$OUT/pgbench-warmup.out" || tail -1 "$OUT/pgbench-warmup.out")"
-    [ "$attempt" = 2 ] && return 1
+    if [ "$attempt" = 2 ]; then pgbench_failed "$w" "$c"; return 0; fi
     sleep 2
   done
   for attempt in 1 2; do
@@ -207,7 +212,7 @@ pgbench_run() { # workload concurrency
     wait_for_slots "$w" "$c"
     if (cd "$OUT" && pgbench "${args[@]}" -T "$DURATION" -l --log-prefix=pgbench_log > "$OUT/pgbench.out" 2>&1); then break; fi
     log "pgbench $w c=$c failed: $(grep -m1 -i error "$OUT/pgbench.out" || tail -1 "$OUT/pgbench.out")"
-    [ "$attempt" = 2 ] && return 1
+    if [ "$attempt" = 2 ]; then pgbench_failed "$w" "$c"; return 0; fi
     sleep 2
   done
   unset PGOPTIONS
