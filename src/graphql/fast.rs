@@ -80,10 +80,16 @@ pub trait FastObject {
         None
     }
 
+    /// Whose investments the type's `investments` connection lists, if it has one.
+    const PARENT: Option<Parent> = None;
+
     /// For the connection field `field` of a list item (a parent's `investments`): the page
     /// every item of the list asks for, when the fast path may load them all at once.
-    fn page_spec(_ctx: &ContextSelectionSet<'_>, _field: &Positioned<Field>) -> Option<PageSpec> {
-        None
+    fn page_spec(ctx: &ContextSelectionSet<'_>, field: &Positioned<Field>) -> Option<PageSpec> {
+        let parent = Self::PARENT?;
+        (field.node.name.node == "investments")
+            .then(|| super::fund::page_spec(ctx, field, parent))
+            .flatten()
     }
 
     /// The item's id, as the parent of its investments pages.
@@ -680,6 +686,7 @@ fn write_text(out: &mut Vec<u8>, text: &str) -> bool {
 
 impl FastObject for Fund {
     const TYPE_NAME: &'static str = "Fund";
+    const PARENT: Option<Parent> = Some(Parent::Fund);
 
     fn has_leaf(_ctx: &ContextSelectionSet<'_>, name: &str) -> bool {
         // investments, totalCommittedUsd, investorCount: resolvers with loaders.
@@ -713,12 +720,6 @@ impl FastObject for Fund {
         }
     }
 
-    fn page_spec(ctx: &ContextSelectionSet<'_>, field: &Positioned<Field>) -> Option<PageSpec> {
-        (field.node.name.node == "investments")
-            .then(|| super::fund::page_spec(ctx, field, Parent::Fund))
-            .flatten()
-    }
-
     fn parent_id(&self) -> Option<uuid::Uuid> {
         Some(self.0.id)
     }
@@ -726,6 +727,7 @@ impl FastObject for Fund {
 
 impl FastObject for Investor {
     const TYPE_NAME: &'static str = "Investor";
+    const PARENT: Option<Parent> = Some(Parent::Investor);
 
     fn has_leaf(ctx: &ContextSelectionSet<'_>, name: &str) -> bool {
         match name {
@@ -756,12 +758,6 @@ impl FastObject for Investor {
             "email" => write_text(out, &self.0.email),
             _ => write_value(out, self.leaf(name)),
         }
-    }
-
-    fn page_spec(ctx: &ContextSelectionSet<'_>, field: &Positioned<Field>) -> Option<PageSpec> {
-        (field.node.name.node == "investments")
-            .then(|| super::fund::page_spec(ctx, field, Parent::Investor))
-            .flatten()
     }
 
     fn parent_id(&self) -> Option<uuid::Uuid> {
