@@ -87,7 +87,8 @@ pub async fn request_context(
         span.record("operation", op.as_str());
     }
     let status = response.status().as_u16();
-    let duration_ms = elapsed.as_secs_f64() * 1000.0;
+    // Whole microseconds: `0.192`, not `0.19219899999999998`.
+    let duration_ms = elapsed.as_micros() as f64 / 1000.0;
     let code = outcome.error_code.map(ErrorCode::as_str).unwrap_or("");
     state.metrics.record_http(&path, status);
     if outcome.graphql {
