@@ -68,7 +68,13 @@ impl<T: ObjectType> ContainerType for QueryRoot<T> {
             return Ok(None);
         }
 
-        if ctx.schema_env.registry.enable_federation || ctx.schema_env.registry.has_entities() {
+        // titanbay patch: the field's name is compared first; `has_entities` walks every type
+        // of the registry, and upstream did so for every root field of every request.
+        let field_name = ctx.item.node.name.node.as_str();
+        if (field_name == "_entities" || field_name == "_service")
+            && (ctx.schema_env.registry.enable_federation
+                || ctx.schema_env.registry.has_entities())
+        {
             if ctx.item.node.name.node == "_entities" {
                 let (_, representations) = ctx.param_value::<Vec<Any>>("representations", None)?;
                 let res = futures_util::future::try_join_all(representations.iter().map(
