@@ -166,7 +166,7 @@ pub struct Limits {
     /// `REQUEST_TIMEOUT_SECS`: a request running longer is cut off (default 30).
     pub request_timeout: Duration,
     /// `MAX_CONCURRENT_REQUESTS`: GraphQL requests that run at once; more wait their turn
-    /// until their deadline (default 8 per CPU core; 0: no limit).
+    /// until their deadline (default 16 per CPU core; 0: no limit).
     pub max_concurrent_requests: usize,
 }
 
@@ -180,7 +180,10 @@ impl Default for Limits {
             max_batch_size: 10,
             max_fields: 1000,
             request_timeout: Duration::from_secs(30),
-            max_concurrent_requests: 8 * std::thread::available_parallelism()
+            // 16 per core: a mutation spends most of its time waiting for its commit to reach
+            // the disk, and more of them at once share each flush (W5 did 2–63 % more requests/s
+            // than with 8 per core in six interleaved pairs, reads no worse).
+            max_concurrent_requests: 16 * std::thread::available_parallelism()
                 .map_or(2, std::num::NonZeroUsize::get),
         }
     }
