@@ -183,8 +183,8 @@ impl Default for Limits {
             // 16 per core: a mutation spends most of its time waiting for its commit to reach
             // the disk, and more of them at once share each flush (W5 did 2–63 % more requests/s
             // than with 8 per core in six interleaved pairs, reads no worse).
-            max_concurrent_requests: 16 * std::thread::available_parallelism()
-                .map_or(2, std::num::NonZeroUsize::get),
+            max_concurrent_requests: 16
+                * std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get),
         }
     }
 }
