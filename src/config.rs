@@ -78,6 +78,10 @@ pub struct DatabaseConfig {
     pub min_connections: u32,
     /// `DB_MAX_CONNECTIONS`: most connections, for bursts (default 30).
     pub max_connections: u32,
+    /// `DB_MAX_CONCURRENT_READS`: read statements of the hot path (pages, lists, lookups by
+    /// id) running on PostgreSQL at once; more wait their turn (default 3 per CPU core; 0: no
+    /// limit). Writes are not counted: they mostly wait for their commit's flush.
+    pub max_concurrent_reads: usize,
     /// `DB_ACQUIRE_TIMEOUT_SECS`: longest wait for a free pooled connection (default 30).
     pub acquire_timeout: Duration,
     /// `DB_CONNECT_TIMEOUT_SECS`: longest wait to open one connection (default 3).
@@ -335,6 +339,10 @@ impl Config {
                 url: r.raw("DATABASE_URL"),
                 min_connections: r.parse("DB_MIN_CONNECTIONS", 10)?,
                 max_connections: r.parse("DB_MAX_CONNECTIONS", 30)?,
+                max_concurrent_reads: r.parse(
+                    "DB_MAX_CONCURRENT_READS",
+                    3 * std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get),
+                )?,
                 acquire_timeout: r.secs("DB_ACQUIRE_TIMEOUT_SECS", 30)?,
                 connect_timeout: r.secs("DB_CONNECT_TIMEOUT_SECS", 3)?,
                 max_lifetime: r.secs("DB_MAX_LIFETIME_SECS", 1800)?,

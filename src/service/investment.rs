@@ -166,7 +166,7 @@ pub async fn create_investment(
     let outcome = db
         .single_write(actor.deadline, async {
             // One row when the fund exists: its status and the new id (null when closed).
-            match db.fetch_all(stmt).await {
+            match db.write_returning(stmt).await {
                 Ok(rows) => match rows.first() {
                     Some(row) => Ok(Some(
                         Columns::of(row, 0)
