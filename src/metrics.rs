@@ -1,6 +1,6 @@
 //! Prometheus metrics, served as text at `GET /metrics`: requests by operation and outcome,
-//! latency histograms, the database pool (in use, idle, waiting), reachability, statements and
-//! loader batch sizes.
+//! latency histograms, the database pool (in use, idle, waiting), read statements (running,
+//! waiting for a turn), reachability, statements and loader batch sizes.
 //!
 //! A small hand-written registry (atomics and a mutex per family) rather than a metrics
 //! framework: the set of series is fixed and small, and recording stays a few nanoseconds.
@@ -16,6 +16,24 @@ use std::{
 };
 
 use crate::db::Db;
+
+/// Counts one waiter in `counter` for as long as it exists (also when the waiting future is
+/// dropped, e.g. because the client went away).
+pub struct Waiting<'a>(&'a AtomicU64);
+
+impl<'a> Waiting<'a> {
+    /// Counts one more waiter until the guard is dropped.
+    pub fn new(counter: &'a AtomicU64) -> Self {
+        counter.fetch_add(1, Ordering::Relaxed);
+        Waiting(counter)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
 
 /// Upper bounds (seconds) of the latency histogram buckets.
 const LATENCY_BUCKETS: [f64; 14] = [
@@ -277,6 +295,14 @@ impl Metrics {
         out.push_str("# HELP titanbay_db_pool_max_connections Most connections the pool opens.\n");
         out.push_str("# TYPE titanbay_db_pool_max_connections gauge\n");
         let _ = writeln!(out, "titanbay_db_pool_max_connections {max_connections}");
+        out.push_str(
+            "# HELP titanbay_db_reads_running Read statements running (DB_MAX_CONCURRENT_READS).\n",
+        );
+        out.push_str("# TYPE titanbay_db_reads_running gauge\n");
+        let _ = writeln!(out, "titanbay_db_reads_running {}", db.reads_running());
+        out.push_str("# HELP titanbay_db_reads_waiting Read statements waiting for their turn.\n");
+        out.push_str("# TYPE titanbay_db_reads_waiting gauge\n");
+        let _ = writeln!(out, "titanbay_db_reads_waiting {}", db.reads_waiting());
         out.push_str("# HELP titanbay_db_reachable 1 when the last probe reached PostgreSQL.\n");
         out.push_str("# TYPE titanbay_db_reachable gauge\n");
         let _ = writeln!(

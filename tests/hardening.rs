@@ -476,6 +476,8 @@ async fn metrics_expose_requests_latency_pool_and_batches() {
     assert!(value("titanbay_db_pool_connections{state=\"in_use\"}").is_some());
     assert!(value("titanbay_db_pool_connections{state=\"idle\"}").is_some());
     assert_eq!(value("titanbay_db_pool_waiting"), Some(0.0));
+    assert_eq!(value("titanbay_db_reads_running"), Some(0.0));
+    assert_eq!(value("titanbay_db_reads_waiting"), Some(0.0));
     assert_eq!(value("titanbay_db_reachable"), Some(1.0));
     assert!(value("titanbay_db_statements_total").unwrap_or(0.0) >= 8.0);
     assert_eq!(
@@ -742,4 +744,106 @@ async fn an_outage_fails_fast_and_the_server_recovers_without_a_restart() {
     let mut pg = pg;
     let _ = tokio::task::spawn_blocking(move || pg.stop(Duration::from_secs(10))).await;
     let _ = std::fs::remove_dir_all(&base_dir);
+}
+
+/// Polls `done` every 20 ms for up to 10 s.
+async fn eventually(what: &str, mut done: impl AsyncFnMut() -> bool) {
+    for _ in 0..500 {
+        if done().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("not reached within 10 s: {what}");
+}
+
+/// Microseconds since the epoch, from the first column of the only row.
+fn micros(rows: &[sea_orm::sqlx::postgres::PgRow]) -> i64 {
+    use sea_orm::sqlx::Row;
+    rows[0].try_get::<i64, _>(0).unwrap()
+}
+
+#[tokio::test]
+async fn reads_past_the_bound_wait_their_turn_and_writes_do_not() {
+    let app = TestApp::spawn_with(|c| c.database.max_concurrent_reads = 1).await;
+    let stmt = |sql: &str| sea_orm::Statement::from_string(sea_orm::DbBackend::Postgres, sql);
+    // A session of its own holds an advisory lock: the first read blocks inside PostgreSQL,
+    // holding the only turn.
+    let holder_conn = Database::connect(app.url.as_str()).await.unwrap();
+    let holder = holder_conn.begin().await.unwrap();
+    holder
+        .execute_unprepared("SELECT pg_advisory_xact_lock(4242)")
+        .await
+        .unwrap();
+    let db = app.db().clone();
+    let first = tokio::spawn(async move {
+        db.fetch_all(stmt(
+            "SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint, 'reads-bound-first' \
+             FROM (SELECT pg_advisory_xact_lock_shared(4242)) AS locked",
+        ))
+        .await
+    });
+    let running = |marker: &'static str, lock: bool| {
+        let app = &app;
+        async move {
+            app.sql_scalar::<i64>(&format!(
+                "SELECT count(*) FROM pg_stat_activity WHERE pid <> pg_backend_pid() \
+                 AND query LIKE '%{marker}%' AND state = 'active' {}",
+                if lock {
+                    "AND wait_event_type = 'Lock'"
+                } else {
+                    ""
+                }
+            ))
+            .await
+        }
+    };
+    eventually("the first read waits for the lock", async || {
+        running("reads-bound-first", true).await == 1
+    })
+    .await;
+
+    let db = app.db().clone();
+    let second = tokio::spawn(async move {
+        db.fetch_all(stmt(
+            "SELECT (extract(epoch FROM statement_timestamp()) * 1000000)::bigint, 'reads-bound-second'",
+        ))
+        .await
+    });
+    eventually("the second read waits for its turn", async || {
+        app.db().reads_waiting() == 1
+    })
+    .await;
+    assert_eq!(app.db().reads_running(), 1);
+    assert_eq!(
+        running("reads-bound-second", false).await,
+        0,
+        "not sent to PostgreSQL"
+    );
+    // A write does not wait for a read's turn.
+    let write = tokio::time::timeout(
+        Duration::from_secs(10),
+        app.db().write_returning(stmt("SELECT 1::bigint")),
+    )
+    .await
+    .expect("the write ran while the reads were held")
+    .unwrap();
+    assert_eq!(micros(&write), 1);
+
+    holder.commit().await.unwrap();
+    let first = tokio::time::timeout(Duration::from_secs(10), first)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let second = tokio::time::timeout(Duration::from_secs(10), second)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(
+        micros(&second) >= micros(&first),
+        "the second read started after the first had its rows"
+    );
+    assert_eq!((app.db().reads_running(), app.db().reads_waiting()), (0, 0));
 }

@@ -31,6 +31,7 @@ use tokio::{sync::Semaphore, time::Instant};
 use crate::{
     config::DatabaseConfig,
     error::{AppError, ErrorCode},
+    metrics::Waiting,
 };
 
 /// Statement counters fed by SeaORM's metric callback (every statement, pooled or in a
@@ -79,7 +80,15 @@ pub struct Db {
     stats: Arc<DbStats>,
     health: Arc<DbHealth>,
     /// Turns for read statements ([`Db::limit_reads`]); `None`: no limit.
-    reads: Option<Arc<Semaphore>>,
+    reads: Option<Arc<ReadTurns>>,
+}
+
+/// The bound on read statements running at once.
+#[derive(Debug)]
+struct ReadTurns {
+    turns: Semaphore,
+    limit: usize,
+    waiting: AtomicU64,
 }
 
 /// Completes when `deadline` passes; never when there is none.
@@ -122,12 +131,31 @@ impl Db {
     /// the server's own threads (the well-known pool-sizing rule of thumb is about two active
     /// connections per core). The pool stays larger for writes, which mostly wait for their
     /// commit's flush and share it the more of them commit together. Measured in interleaved
-    /// pairs with 6 on two cores against none: p99 at 32 clients 9 of 9 lower for one fund,
-    /// a fund's page and an investor's page (by 5–30 %), and W3's throughput higher in 2 of 2
-    /// (`bench/README.md`).
+    /// pairs with 6 on two cores against none, at 32 clients: the p99 was lower in 17 of 17
+    /// pairs over the five benchmark workloads (`bench/README.md`).
     pub fn limit_reads(mut self, limit: usize) -> Db {
-        self.reads = (limit > 0).then(|| Arc::new(Semaphore::new(limit)));
+        self.reads = (limit > 0).then(|| {
+            Arc::new(ReadTurns {
+                turns: Semaphore::new(limit),
+                limit,
+                waiting: AtomicU64::new(0),
+            })
+        });
         self
+    }
+
+    /// Read statements running now under the bound (0 when reads are not limited).
+    pub fn reads_running(&self) -> usize {
+        self.reads
+            .as_ref()
+            .map_or(0, |r| r.limit.saturating_sub(r.turns.available_permits()))
+    }
+
+    /// Read statements waiting for their turn now.
+    pub fn reads_waiting(&self) -> u64 {
+        self.reads
+            .as_ref()
+            .map_or(0, |r| r.waiting.load(Ordering::Relaxed))
     }
 
     /// As [`Db::new`], plus a background probe of `url` that keeps [`Db::health`] current.
@@ -156,15 +184,20 @@ impl Db {
     /// For reads: it waits for a turn when reads are limited ([`Db::limit_reads`]).
     pub async fn fetch_all(&self, stmt: Statement) -> Result<Vec<PgRow>, DbErr> {
         // Held until the rows are in: the statement and its connection count as running.
-        let _turn = match &self.reads {
-            Some(turns) => Some(
-                turns
-                    .acquire()
-                    .await
-                    .map_err(|_| DbErr::ConnectionAcquire(ConnAcquireErr::ConnectionClosed))?,
-            ),
-            None => None,
-        };
+        let _turn =
+            match &self.reads {
+                Some(reads) => Some(match reads.turns.try_acquire() {
+                    Ok(turn) => turn,
+                    Err(_) => {
+                        let _waiting = Waiting::new(&reads.waiting);
+                        // The semaphore is never closed.
+                        reads.turns.acquire().await.map_err(|_| {
+                            DbErr::ConnectionAcquire(ConnAcquireErr::ConnectionClosed)
+                        })?
+                    }
+                }),
+                None => None,
+            };
         self.run(stmt).await
     }
 

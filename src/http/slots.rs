@@ -9,6 +9,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::sync::{Semaphore, SemaphorePermit};
 
+use crate::metrics::Waiting;
+
 /// The execution slots of one server.
 #[derive(Debug)]
 pub struct ExecutionSlots {
@@ -22,23 +24,6 @@ pub struct ExecutionSlots {
 #[derive(Debug)]
 pub struct Slot<'a> {
     _permit: Option<SemaphorePermit<'a>>,
-}
-
-/// Counts a request as waiting for as long as it exists (also when the request is dropped
-/// while waiting, e.g. because the client went away).
-struct Waiting<'a>(&'a AtomicU64);
-
-impl<'a> Waiting<'a> {
-    fn new(counter: &'a AtomicU64) -> Self {
-        counter.fetch_add(1, Ordering::Relaxed);
-        Waiting(counter)
-    }
-}
-
-impl Drop for Waiting<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
-    }
 }
 
 impl ExecutionSlots {
