@@ -14,5 +14,6 @@ pub mod local_pg;
 pub mod metrics;
 pub mod seed;
 pub mod service;
+pub mod slots;
 pub mod startup;
 pub mod telemetry;

@@ -17,24 +17,6 @@ use std::{
 
 use crate::db::Db;
 
-/// Counts one waiter in `counter` for as long as it exists (also when the waiting future is
-/// dropped, e.g. because the client went away).
-pub struct Waiting<'a>(&'a AtomicU64);
-
-impl<'a> Waiting<'a> {
-    /// Counts one more waiter until the guard is dropped.
-    pub fn new(counter: &'a AtomicU64) -> Self {
-        counter.fetch_add(1, Ordering::Relaxed);
-        Waiting(counter)
-    }
-}
-
-impl Drop for Waiting<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
 /// Upper bounds (seconds) of the latency histogram buckets.
 const LATENCY_BUCKETS: [f64; 14] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,

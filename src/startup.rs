@@ -12,9 +12,10 @@ use crate::{
     config::{AppEnv, Config},
     db::{self, Db},
     graphql::{self, pipeline::DocumentCache},
-    http::{self, AppState, persisted::PersistedDocuments, slots::ExecutionSlots},
+    http::{self, AppState, persisted::PersistedDocuments},
     local_pg::{self, LocalPgOptions, LocalPostgres},
     metrics::Metrics,
+    slots::ExecutionSlots,
 };
 
 /// Distinct documents kept parsed (clients send a handful of documents over and over).

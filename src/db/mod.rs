@@ -26,12 +26,12 @@ use sea_orm::{
         postgres::{PgConnectOptions, PgRow},
     },
 };
-use tokio::{sync::Semaphore, time::Instant};
+use tokio::time::Instant;
 
 use crate::{
     config::DatabaseConfig,
     error::{AppError, ErrorCode},
-    metrics::Waiting,
+    slots::ExecutionSlots,
 };
 
 /// Statement counters fed by SeaORM's metric callback (every statement, pooled or in a
@@ -79,16 +79,8 @@ pub struct Db {
     pool: Option<PgPool>,
     stats: Arc<DbStats>,
     health: Arc<DbHealth>,
-    /// Turns for read statements ([`Db::limit_reads`]); `None`: no limit.
-    reads: Option<Arc<ReadTurns>>,
-}
-
-/// The bound on read statements running at once.
-#[derive(Debug)]
-struct ReadTurns {
-    turns: Semaphore,
-    limit: usize,
-    waiting: AtomicU64,
+    /// Turns for read statements ([`Db::limit_reads`]; unlimited by default).
+    reads: Arc<ExecutionSlots>,
 }
 
 /// Completes when `deadline` passes; never when there is none.
@@ -119,7 +111,7 @@ impl Db {
             pool,
             stats,
             health: Arc::new(DbHealth::default()),
-            reads: None,
+            reads: Arc::new(ExecutionSlots::new(0)),
         }
     }
 
@@ -134,28 +126,18 @@ impl Db {
     /// pairs with 6 on two cores against none, at 32 clients: the p99 was lower in 17 of 17
     /// pairs over the five benchmark workloads (`bench/README.md`).
     pub fn limit_reads(mut self, limit: usize) -> Db {
-        self.reads = (limit > 0).then(|| {
-            Arc::new(ReadTurns {
-                turns: Semaphore::new(limit),
-                limit,
-                waiting: AtomicU64::new(0),
-            })
-        });
+        self.reads = Arc::new(ExecutionSlots::new(limit));
         self
     }
 
     /// Read statements running now under the bound (0 when reads are not limited).
     pub fn reads_running(&self) -> usize {
-        self.reads
-            .as_ref()
-            .map_or(0, |r| r.limit.saturating_sub(r.turns.available_permits()))
+        self.reads.running()
     }
 
     /// Read statements waiting for their turn now.
     pub fn reads_waiting(&self) -> u64 {
-        self.reads
-            .as_ref()
-            .map_or(0, |r| r.waiting.load(Ordering::Relaxed))
+        self.reads.waiting()
     }
 
     /// As [`Db::new`], plus a background probe of `url` that keeps [`Db::health`] current.
@@ -184,20 +166,11 @@ impl Db {
     /// For reads: it waits for a turn when reads are limited ([`Db::limit_reads`]).
     pub async fn fetch_all(&self, stmt: Statement) -> Result<Vec<PgRow>, DbErr> {
         // Held until the rows are in: the statement and its connection count as running.
-        let _turn =
-            match &self.reads {
-                Some(reads) => Some(match reads.turns.try_acquire() {
-                    Ok(turn) => turn,
-                    Err(_) => {
-                        let _waiting = Waiting::new(&reads.waiting);
-                        // The semaphore is never closed.
-                        reads.turns.acquire().await.map_err(|_| {
-                            DbErr::ConnectionAcquire(ConnAcquireErr::ConnectionClosed)
-                        })?
-                    }
-                }),
-                None => None,
-            };
+        let _turn = self
+            .reads
+            .acquire(None)
+            .await
+            .ok_or(DbErr::ConnectionAcquire(ConnAcquireErr::ConnectionClosed))?;
         self.run(stmt).await
     }
 

@@ -4,7 +4,6 @@ pub mod graphql;
 pub mod health;
 pub mod middleware;
 pub mod persisted;
-pub mod slots;
 
 use std::sync::Arc;
 
@@ -52,7 +51,7 @@ pub struct AppState {
     /// How callers are authenticated.
     pub auth: Arc<Authenticator>,
     /// How many GraphQL requests may run at once.
-    pub slots: Arc<slots::ExecutionSlots>,
+    pub slots: Arc<crate::slots::ExecutionSlots>,
 }
 
 /// CORS for the allow-listed origins only (none by default: browsers on other origins are

@@ -1,4 +1,5 @@
-//! A bound on how many GraphQL requests run at once.
+//! A bound on how many things run at once: GraphQL requests (`MAX_CONCURRENT_REQUESTS`) and
+//! read statements (`DB_MAX_CONCURRENT_READS`).
 //!
 //! Past the point where the CPU and the database pool are busy, running more requests at the
 //! same time only adds memory (every running request holds its rows and its response) and
@@ -8,8 +9,6 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::sync::{Semaphore, SemaphorePermit};
-
-use crate::metrics::Waiting;
 
 /// The execution slots of one server.
 #[derive(Debug)]
@@ -24,6 +23,23 @@ pub struct ExecutionSlots {
 #[derive(Debug)]
 pub struct Slot<'a> {
     _permit: Option<SemaphorePermit<'a>>,
+}
+
+/// Counts one waiter for as long as it exists (also when the waiting future is dropped, e.g.
+/// because the client went away).
+struct Waiting<'a>(&'a AtomicU64);
+
+impl<'a> Waiting<'a> {
+    fn new(counter: &'a AtomicU64) -> Self {
+        counter.fetch_add(1, Ordering::Relaxed);
+        Waiting(counter)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl ExecutionSlots {
