@@ -82,6 +82,10 @@ pub struct DatabaseConfig {
     /// id) running on PostgreSQL at once; more wait their turn (default 3 per CPU core; 0: no
     /// limit). Writes are not counted: they mostly wait for their commit's flush.
     pub max_concurrent_reads: usize,
+    /// `DB_SHARE_IDENTICAL_READS`: identical reads waiting for their turn at the same time
+    /// share one execution, started after all of them arrived (default on; off runs every
+    /// read on its own, for comparison).
+    pub share_identical_reads: bool,
     /// `DB_ACQUIRE_TIMEOUT_SECS`: longest wait for a free pooled connection (default 30).
     pub acquire_timeout: Duration,
     /// `DB_CONNECT_TIMEOUT_SECS`: longest wait to open one connection (default 3).
@@ -343,6 +347,7 @@ impl Config {
                     "DB_MAX_CONCURRENT_READS",
                     3 * std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get),
                 )?,
+                share_identical_reads: r.flag("DB_SHARE_IDENTICAL_READS", true)?,
                 acquire_timeout: r.secs("DB_ACQUIRE_TIMEOUT_SECS", 30)?,
                 connect_timeout: r.secs("DB_CONNECT_TIMEOUT_SECS", 3)?,
                 max_lifetime: r.secs("DB_MAX_LIFETIME_SECS", 1800)?,

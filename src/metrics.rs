@@ -282,9 +282,17 @@ impl Metrics {
         );
         out.push_str("# TYPE titanbay_db_reads_running gauge\n");
         let _ = writeln!(out, "titanbay_db_reads_running {}", db.reads_running());
-        out.push_str("# HELP titanbay_db_reads_waiting Read statements waiting for their turn.\n");
+        out.push_str(
+            "# HELP titanbay_db_reads_waiting Reads waiting for their turn or for an identical read's execution.\n",
+        );
         out.push_str("# TYPE titanbay_db_reads_waiting gauge\n");
         let _ = writeln!(out, "titanbay_db_reads_waiting {}", db.reads_waiting());
+        out.push_str(
+            "# HELP titanbay_db_reads_shared_total Reads answered by an identical read's execution \
+             (DB_SHARE_IDENTICAL_READS).\n",
+        );
+        out.push_str("# TYPE titanbay_db_reads_shared_total counter\n");
+        let _ = writeln!(out, "titanbay_db_reads_shared_total {}", db.reads_shared());
         out.push_str("# HELP titanbay_db_reachable 1 when the last probe reached PostgreSQL.\n");
         out.push_str("# TYPE titanbay_db_reachable gauge\n");
         let _ = writeln!(

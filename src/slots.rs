@@ -54,14 +54,10 @@ impl ExecutionSlots {
 
     /// Waits for a slot until `deadline`; `None` when the deadline passed first.
     pub async fn acquire(&self, deadline: Option<tokio::time::Instant>) -> Option<Slot<'_>> {
-        let Some(semaphore) = &self.semaphore else {
-            return Some(Slot { _permit: None });
-        };
-        if let Ok(permit) = semaphore.try_acquire() {
-            return Some(Slot {
-                _permit: Some(permit),
-            });
+        if let Some(slot) = self.try_acquire() {
+            return Some(slot);
         }
+        let semaphore = self.semaphore.as_ref()?;
         let _waiting = Waiting::new(&self.waiting);
         let permit = match deadline {
             Some(deadline) => tokio::time::timeout_at(deadline, semaphore.acquire())
@@ -71,6 +67,16 @@ impl ExecutionSlots {
             None => semaphore.acquire().await.ok()?,
         };
         Some(Slot {
+            _permit: Some(permit),
+        })
+    }
+
+    /// A slot now, without waiting; `None` when every slot is taken (never when unlimited).
+    pub fn try_acquire(&self) -> Option<Slot<'_>> {
+        let Some(semaphore) = &self.semaphore else {
+            return Some(Slot { _permit: None });
+        };
+        semaphore.try_acquire().ok().map(|permit| Slot {
             _permit: Some(permit),
         })
     }

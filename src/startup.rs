@@ -201,7 +201,9 @@ pub async fn build_authenticator(config: &Config) -> anyhow::Result<Authenticato
 /// configuration. Fails when the trusted-documents file or the auth keys cannot be loaded, or
 /// production runs without auth.
 pub async fn build_state(db: Db, config: Config) -> anyhow::Result<AppState> {
-    let db = db.limit_reads(config.database.max_concurrent_reads);
+    let db = db
+        .limit_reads(config.database.max_concurrent_reads)
+        .share_identical_reads(config.database.share_identical_reads);
     let auth = build_authenticator(&config).await?;
     let schema = graphql::build_schema(db.clone(), &config);
     let revalidated_schema = config

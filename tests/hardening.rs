@@ -15,7 +15,9 @@ use std::{
 use axum::{body::Body, http::Request};
 use common::{TestApp, codes, fixtures::*};
 use migration::{Migrator, MigratorTrait};
-use sea_orm::{ConnectionTrait, Database, TransactionTrait};
+use sea_orm::{
+    ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, TransactionTrait,
+};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use titanbay::{
@@ -763,60 +765,82 @@ fn micros(rows: &[sea_orm::sqlx::postgres::PgRow]) -> i64 {
     rows[0].try_get::<i64, _>(0).unwrap()
 }
 
-#[tokio::test]
-async fn reads_past_the_bound_wait_their_turn_and_writes_do_not() {
-    let app = TestApp::spawn_with(|c| c.database.max_concurrent_reads = 1).await;
-    let stmt = |sql: &str| sea_orm::Statement::from_string(sea_orm::DbBackend::Postgres, sql);
-    // A session of its own holds an advisory lock: the first read blocks inside PostgreSQL,
-    // holding the only turn.
+/// A statement of `sql`.
+fn stmt(sql: &str) -> sea_orm::Statement {
+    sea_orm::Statement::from_string(sea_orm::DbBackend::Postgres, sql)
+}
+
+/// How many statements containing `marker` are active in PostgreSQL (waiting on a lock only,
+/// when `lock`).
+async fn active(app: &TestApp, marker: &str, lock: bool) -> i64 {
+    app.sql_scalar::<i64>(&format!(
+        "SELECT count(*) FROM pg_stat_activity WHERE pid <> pg_backend_pid() \
+         AND datname = current_database() \
+         AND query LIKE '%{marker}%' AND state = 'active' {}",
+        if lock {
+            "AND wait_event_type = 'Lock'"
+        } else {
+            ""
+        }
+    ))
+    .await
+}
+
+type Read = tokio::task::JoinHandle<Result<titanbay::db::Rows, sea_orm::DbErr>>;
+
+/// Spawns `sql` as a read through the server's pool.
+fn spawn_read(app: &TestApp, sql: &'static str) -> Read {
+    let db = app.db().clone();
+    tokio::spawn(async move { db.fetch_all(stmt(sql)).await })
+}
+
+/// Takes the only read turn of `app` (a bound of 1): a session of its own holds an advisory
+/// lock, and a first read blocks on it inside PostgreSQL. Committing the returned transaction
+/// lets it finish.
+async fn hold_the_only_turn(app: &TestApp) -> (DatabaseConnection, DatabaseTransaction, Read) {
     let holder_conn = Database::connect(app.url.as_str()).await.unwrap();
     let holder = holder_conn.begin().await.unwrap();
     holder
         .execute_unprepared("SELECT pg_advisory_xact_lock(4242)")
         .await
         .unwrap();
-    let db = app.db().clone();
-    let first = tokio::spawn(async move {
-        db.fetch_all(stmt(
-            "SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint, 'reads-bound-first' \
-             FROM (SELECT pg_advisory_xact_lock_shared(4242)) AS locked",
-        ))
-        .await
-    });
-    let running = |marker: &'static str, lock: bool| {
-        let app = &app;
-        async move {
-            app.sql_scalar::<i64>(&format!(
-                "SELECT count(*) FROM pg_stat_activity WHERE pid <> pg_backend_pid() \
-                 AND query LIKE '%{marker}%' AND state = 'active' {}",
-                if lock {
-                    "AND wait_event_type = 'Lock'"
-                } else {
-                    ""
-                }
-            ))
-            .await
-        }
-    };
+    let first = spawn_read(
+        app,
+        "SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint, 'reads-bound-first' \
+         FROM (SELECT pg_advisory_xact_lock_shared(4242)) AS locked",
+    );
     eventually("the first read waits for the lock", async || {
-        running("reads-bound-first", true).await == 1
+        active(app, "reads-bound-first", true).await == 1
     })
     .await;
+    assert_eq!(app.db().reads_running(), 1);
+    (holder_conn, holder, first)
+}
 
-    let db = app.db().clone();
-    let second = tokio::spawn(async move {
-        db.fetch_all(stmt(
-            "SELECT (extract(epoch FROM statement_timestamp()) * 1000000)::bigint, 'reads-bound-second'",
-        ))
+/// The rows of a spawned read, within 10 s.
+async fn rows_of(read: Read) -> titanbay::db::Rows {
+    tokio::time::timeout(Duration::from_secs(10), read)
         .await
-    });
+        .expect("the read finished")
+        .expect("the read did not panic")
+        .expect("the read succeeded")
+}
+
+#[tokio::test]
+async fn reads_past_the_bound_wait_their_turn_and_writes_do_not() {
+    let app = TestApp::spawn_with(|c| c.database.max_concurrent_reads = 1).await;
+    let (_conn, holder, first) = hold_the_only_turn(&app).await;
+    let second = spawn_read(
+        &app,
+        "SELECT (extract(epoch FROM statement_timestamp()) * 1000000)::bigint, 'reads-bound-second'",
+    );
     eventually("the second read waits for its turn", async || {
         app.db().reads_waiting() == 1
     })
     .await;
     assert_eq!(app.db().reads_running(), 1);
     assert_eq!(
-        running("reads-bound-second", false).await,
+        active(&app, "reads-bound-second", false).await,
         0,
         "not sent to PostgreSQL"
     );
@@ -831,19 +855,120 @@ async fn reads_past_the_bound_wait_their_turn_and_writes_do_not() {
     assert_eq!(micros(&write), 1);
 
     holder.commit().await.unwrap();
-    let first = tokio::time::timeout(Duration::from_secs(10), first)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
-    let second = tokio::time::timeout(Duration::from_secs(10), second)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    let first = rows_of(first).await;
+    let second = rows_of(second).await;
     assert!(
         micros(&second) >= micros(&first),
         "the second read started after the first had its rows"
     );
     assert_eq!((app.db().reads_running(), app.db().reads_waiting()), (0, 0));
+}
+
+/// Microseconds since the epoch, now.
+fn now_micros() -> i64 {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    i64::try_from(since.as_micros()).unwrap()
+}
+
+const SHARED: &str =
+    "SELECT (extract(epoch FROM statement_timestamp()) * 1000000)::bigint, 'reads-shared'";
+const OTHER: &str =
+    "SELECT (extract(epoch FROM statement_timestamp()) * 1000000)::bigint, 'reads-other'";
+
+#[tokio::test]
+async fn identical_reads_waiting_together_share_one_execution_started_after_all_arrived() {
+    let app = TestApp::spawn_with(|c| c.database.max_concurrent_reads = 1).await;
+    let (_conn, holder, first) = hold_the_only_turn(&app).await;
+    let shared_before = app.db().reads_shared();
+    let mut reads = Vec::new();
+    for waiting in 1..=3 {
+        reads.push(spawn_read(&app, SHARED));
+        eventually("the read waits", async || {
+            app.db().reads_waiting() == waiting
+        })
+        .await;
+    }
+    // A different statement waits on its own.
+    let other = spawn_read(&app, OTHER);
+    eventually("the other read waits", async || {
+        app.db().reads_waiting() == 4
+    })
+    .await;
+    let last_arrived = now_micros();
+    assert_eq!(active(&app, "reads-shared", false).await, 0);
+    let statements = app.db().stats().statements();
+
+    holder.commit().await.unwrap();
+    rows_of(first).await;
+    let mut answers = Vec::new();
+    for read in reads {
+        answers.push(micros(&rows_of(read).await));
+    }
+    let other = micros(&rows_of(other).await);
+    assert!(
+        answers.iter().all(|&a| a == answers[0]),
+        "one execution: {answers:?}"
+    );
+    assert!(
+        answers[0] >= last_arrived,
+        "the shared statement started after the last read joined it"
+    );
+    assert!(other >= last_arrived);
+    // The first read, one execution for the three identical reads, one for the other.
+    assert_eq!(app.db().stats().statements() - statements, 3);
+    assert_eq!(app.db().reads_shared() - shared_before, 2);
+    assert_eq!((app.db().reads_running(), app.db().reads_waiting()), (0, 0));
+
+    // A read that arrives once the shared statement has started runs on its own: with the
+    // turn free, it does not wait, and nothing is shared.
+    let alone = rows_of(spawn_read(&app, SHARED)).await;
+    assert!(micros(&alone) > answers[0]);
+    assert_eq!(app.db().reads_shared() - shared_before, 2);
+}
+
+#[tokio::test]
+async fn a_read_whose_shared_execution_is_abandoned_runs_it_itself() {
+    let app = TestApp::spawn_with(|c| c.database.max_concurrent_reads = 1).await;
+    let (_conn, holder, first) = hold_the_only_turn(&app).await;
+    let leader = spawn_read(&app, SHARED);
+    eventually("the leader waits", async || app.db().reads_waiting() == 1).await;
+    let follower = spawn_read(&app, SHARED);
+    eventually("the follower joins it", async || {
+        app.db().reads_waiting() == 2
+    })
+    .await;
+    // The leader's request goes away while waiting for its turn.
+    leader.abort();
+    eventually("the follower waits for a turn itself", async || {
+        app.db().reads_waiting() == 1
+    })
+    .await;
+    let statements = app.db().stats().statements();
+    holder.commit().await.unwrap();
+    rows_of(first).await;
+    let answer = rows_of(follower).await;
+    assert_eq!(answer.len(), 1);
+    assert_eq!(app.db().stats().statements() - statements, 2);
+    assert_eq!(app.db().reads_shared(), 0);
+    assert_eq!((app.db().reads_running(), app.db().reads_waiting()), (0, 0));
+}
+
+#[tokio::test]
+async fn identical_reads_run_one_by_one_when_sharing_is_off() {
+    let app = TestApp::spawn_with(|c| {
+        c.database.max_concurrent_reads = 1;
+        c.database.share_identical_reads = false;
+    })
+    .await;
+    let (_conn, holder, first) = hold_the_only_turn(&app).await;
+    let reads = [spawn_read(&app, SHARED), spawn_read(&app, SHARED)];
+    eventually("both reads wait", async || app.db().reads_waiting() == 2).await;
+    holder.commit().await.unwrap();
+    rows_of(first).await;
+    let [a, b] = reads;
+    let (a, b) = (micros(&rows_of(a).await), micros(&rows_of(b).await));
+    assert_ne!(a, b, "two executions");
+    assert_eq!(app.db().reads_shared(), 0);
 }

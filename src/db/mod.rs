@@ -4,9 +4,12 @@
 
 mod health;
 pub mod numeric;
+mod shared;
 pub mod temporal;
 
 pub use health::DbHealth;
+pub use shared::Rows;
+use shared::{Role, Sharing};
 
 use std::{
     sync::{
@@ -81,6 +84,14 @@ pub struct Db {
     health: Arc<DbHealth>,
     /// Turns for read statements ([`Db::limit_reads`]; unlimited by default).
     reads: Arc<ExecutionSlots>,
+    /// Identical reads waiting at once share one execution ([`Db::share_identical_reads`]).
+    sharing: Option<Arc<Sharing>>,
+}
+
+/// The error of a read whose turn cannot come (the bound's semaphore closed; never in
+/// practice), as SeaORM reports a pool that is closed.
+fn closed() -> DbErr {
+    DbErr::ConnectionAcquire(ConnAcquireErr::ConnectionClosed)
 }
 
 /// Completes when `deadline` passes; never when there is none.
@@ -112,6 +123,7 @@ impl Db {
             stats,
             health: Arc::new(DbHealth::default()),
             reads: Arc::new(ExecutionSlots::new(0)),
+            sharing: None,
         }
     }
 
@@ -130,14 +142,30 @@ impl Db {
         self
     }
 
+    /// Whether identical reads that wait for their turn at the same time share one execution
+    /// (see `src/db/shared.rs`): the first runs the statement once its turn comes, and every
+    /// identical read that arrived while it waited gets the same rows. Only a read that waits
+    /// can share, so this does nothing without [`Db::limit_reads`].
+    pub fn share_identical_reads(mut self, on: bool) -> Db {
+        self.sharing = on.then(|| Arc::new(Sharing::default()));
+        self
+    }
+
+    /// Reads answered by an identical read's execution since start
+    /// ([`Db::share_identical_reads`]).
+    pub fn reads_shared(&self) -> u64 {
+        self.sharing.as_ref().map_or(0, |s| s.shared())
+    }
+
     /// Read statements running now under the bound (0 when reads are not limited).
     pub fn reads_running(&self) -> usize {
         self.reads.running()
     }
 
-    /// Read statements waiting for their turn now.
+    /// Reads waiting now: for their turn, or for the execution of an identical read they
+    /// joined ([`Db::share_identical_reads`]).
     pub fn reads_waiting(&self) -> u64 {
-        self.reads.waiting()
+        self.reads.waiting() + self.sharing.as_ref().map_or(0, |s| s.joined())
     }
 
     /// As [`Db::new`], plus a background probe of `url` that keeps [`Db::health`] current.
@@ -163,15 +191,41 @@ impl Db {
     /// instructions, about 5 % of the server's cycles). Errors are SeaORM's, mapped as its own
     /// driver maps them, so callers classify them the same way.
     ///
-    /// For reads: it waits for a turn when reads are limited ([`Db::limit_reads`]).
-    pub async fn fetch_all(&self, stmt: Statement) -> Result<Vec<PgRow>, DbErr> {
-        // Held until the rows are in: the statement and its connection count as running.
-        let _turn = self
-            .reads
-            .acquire(None)
-            .await
-            .ok_or(DbErr::ConnectionAcquire(ConnAcquireErr::ConnectionClosed))?;
-        self.run(stmt).await
+    /// For reads: it waits for a turn when reads are limited ([`Db::limit_reads`]), and
+    /// while it waits it shares the execution of an identical read that waits too
+    /// ([`Db::share_identical_reads`]).
+    pub async fn fetch_all(&self, mut stmt: Statement) -> Result<Rows, DbErr> {
+        loop {
+            // A turn is held until the rows are in: the statement and its connection count
+            // as running. A read that has one at once has no one to share with.
+            let sharing = match (self.reads.try_acquire(), &self.sharing) {
+                (Some(_turn), _) => return self.run(stmt).await.map(Arc::new),
+                (None, None) => {
+                    let _turn = self.reads.acquire(None).await.ok_or_else(closed)?;
+                    return self.run(stmt).await.map(Arc::new);
+                }
+                (None, Some(sharing)) => sharing,
+            };
+            match sharing.join(stmt) {
+                Role::Follower(rows, again) => match rows.await {
+                    Ok(outcome) => {
+                        sharing.record_shared();
+                        return outcome;
+                    }
+                    // The leader's request went away before running it.
+                    Err(_) => stmt = again,
+                },
+                Role::Leader(ticket) => {
+                    // Dropped while waiting (the request went away), the ticket hands the
+                    // statement back to its followers.
+                    let _turn = self.reads.acquire(None).await.ok_or_else(closed)?;
+                    let (stmt, followers) = ticket.start().ok_or_else(closed)?;
+                    let outcome = self.run(stmt).await.map(Arc::new);
+                    followers.send(&outcome);
+                    return outcome;
+                }
+            }
+        }
     }
 
     /// As [`Db::fetch_all`], for an autocommit write that returns rows: it never waits for a

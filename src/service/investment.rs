@@ -710,8 +710,8 @@ pub async fn investment_pages(
 ) -> Result<Vec<Page<InvestmentWith>>, AppError> {
     let mut rows_by_query: Vec<Vec<InvestmentWith>> = vec![Vec::new(); queries.len()];
     for (members, stmt) in page_statements(parent, include, queries) {
-        for row in db.fetch_all(stmt).await? {
-            let columns = Columns::of(&row, 0);
+        for row in db.fetch_all(stmt).await?.iter() {
+            let columns = Columns::of(row, 0);
             let ord: i64 = columns.get(0)?;
             let Some(&query_index) = usize::try_from(ord - 1).ok().and_then(|o| members.get(o))
             else {
@@ -834,7 +834,7 @@ async fn parent_with_page<T>(
         .filter(|(i, _)| columns.contains(*i))
         .count();
     let mut items = Vec::with_capacity(rows.len());
-    for row in &rows {
+    for row in rows.iter() {
         let page_columns = Columns::of(row, base);
         // A null ordinal is the LEFT JOIN's row for an empty page.
         if page_columns.get::<Option<i64>>(0)?.is_some() {
