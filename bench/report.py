@@ -121,12 +121,17 @@ if any(t and t.get("server_cpu_us_per_req") for _, t, _ in cpu_rows):
     print("\n### Where the CPU goes at 32 clients\n")
     print("Server CPU per request (user + system), and the server's share of all the CPU the machine spent "
           "(server + PostgreSQL + driver) during the recorded seconds; `busy` is how much of the 2 cores was in use.\n")
-    print("| workload | titanbay µs/req | titanbay share | busy | PostGraphile µs/req | PostGraphile share | busy |")
-    print("|---|---|---|---|---|---|---|")
+    print("titanbay's SQL statements per request (over the warm-up and the recorded seconds, from its `/metrics`), "
+          "and its reads per request answered by an identical read's execution (`DB_SHARE_IDENTICAL_READS`: identical "
+          "reads waiting for their turn at the same time share one execution, started after all of them arrived).\n")
+    print("| workload | titanbay µs/req | titanbay share | busy | statements/req | shared reads/req | PostGraphile µs/req | PostGraphile share | busy |")
+    print("|---|---|---|---|---|---|---|---|---|")
     pct = lambda r, k: f"{100 * r[k]:.0f} %" if r and r.get(k) is not None else "–"
     us = lambda r: f"{r['server_cpu_us_per_req']:.0f}" if r and r.get("server_cpu_us_per_req") is not None else "–"
+    per = lambda r, k: f"{r[k]:.2f}" if r and r.get(k) is not None else "–"
     for w, t, g in cpu_rows:
-        print(f"| {w} | {us(t)} | {pct(t, 'server_cpu_share')} | {pct(t, 'machine_busy')} | {us(g)} | {pct(g, 'server_cpu_share')} | {pct(g, 'machine_busy')} |")
+        print(f"| {w} | {us(t)} | {pct(t, 'server_cpu_share')} | {pct(t, 'machine_busy')} | {per(t, 'statements_per_request')} | "
+              f"{per(t, 'shared_per_request')} | {us(g)} | {pct(g, 'server_cpu_share')} | {pct(g, 'machine_busy')} |")
 
 start = by.get(("titanbay", "start", 0))
 if start:

@@ -82,9 +82,9 @@ pub struct DatabaseConfig {
     /// id) running on PostgreSQL at once; more wait their turn (default 3 per CPU core; 0: no
     /// limit). Writes are not counted: they mostly wait for their commit's flush.
     pub max_concurrent_reads: usize,
-    /// `DB_SHARE_IDENTICAL_READS`: identical reads waiting for their turn at the same time
-    /// share one execution, started after all of them arrived (default on; off runs every
-    /// read on its own, for comparison).
+    /// `DB_SHARE_IDENTICAL_READS`: identical reads at the same time share one execution that
+    /// started after each of their operations began (default on; off runs every read on its
+    /// own, for comparison).
     pub share_identical_reads: bool,
     /// `DB_ACQUIRE_TIMEOUT_SECS`: longest wait for a free pooled connection (default 30).
     pub acquire_timeout: Duration,

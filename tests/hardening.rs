@@ -480,6 +480,7 @@ async fn metrics_expose_requests_latency_pool_and_batches() {
     assert_eq!(value("titanbay_db_pool_waiting"), Some(0.0));
     assert_eq!(value("titanbay_db_reads_running"), Some(0.0));
     assert_eq!(value("titanbay_db_reads_waiting"), Some(0.0));
+    assert_eq!(value("titanbay_db_reads_shared_total"), Some(0.0));
     assert_eq!(value("titanbay_db_reachable"), Some(1.0));
     assert!(value("titanbay_db_statements_total").unwrap_or(0.0) >= 8.0);
     assert_eq!(
@@ -971,4 +972,62 @@ async fn identical_reads_run_one_by_one_when_sharing_is_off() {
     let (a, b) = (micros(&rows_of(a).await), micros(&rows_of(b).await));
     assert_ne!(a, b, "two executions");
     assert_eq!(app.db().reads_shared(), 0);
+}
+
+const RUNNING: &str = "SELECT (extract(epoch FROM statement_timestamp()) * 1000000)::bigint, \
+                       'reads-running' FROM (SELECT pg_advisory_xact_lock_shared(4243)) AS locked";
+
+/// Spawns `sql` as a read of an operation that began at `since` (`None`: not a query).
+fn spawn_read_since(app: &TestApp, since: Option<tokio::time::Instant>, sql: &'static str) -> Read {
+    let db = app.db().clone();
+    tokio::spawn(titanbay::db::fresh_since(since, async move {
+        db.fetch_all(stmt(sql)).await
+    }))
+}
+
+#[tokio::test]
+async fn a_query_joins_a_running_identical_read_only_if_it_started_after_the_query_began() {
+    let app = TestApp::spawn_with(|c| c.database.max_concurrent_reads = 8).await;
+    let holder_conn = Database::connect(app.url.as_str()).await.unwrap();
+    let holder = holder_conn.begin().await.unwrap();
+    holder
+        .execute_unprepared("SELECT pg_advisory_xact_lock(4243)")
+        .await
+        .unwrap();
+    let began_before = tokio::time::Instant::now();
+    // Not part of a query: it runs at once (a turn is free) and blocks on the lock.
+    let leader = spawn_read_since(&app, None, RUNNING);
+    eventually("the leader runs", async || {
+        active(&app, "reads-running", true).await == 1
+    })
+    .await;
+    // A query that began before it started joins it.
+    let joined = spawn_read_since(&app, Some(began_before), RUNNING);
+    eventually("the query joins the running read", async || {
+        app.db().reads_waiting() == 1
+    })
+    .await;
+    // A query that began after it started, and a read outside any query, run their own.
+    let later = spawn_read_since(&app, Some(tokio::time::Instant::now()), RUNNING);
+    let outside = spawn_read_since(&app, None, RUNNING);
+    eventually("the later reads run on their own", async || {
+        active(&app, "reads-running", true).await == 3
+    })
+    .await;
+    assert_eq!(app.db().reads_waiting(), 1);
+
+    holder.commit().await.unwrap();
+    let [leader, joined, later, outside] = [
+        micros(&rows_of(leader).await),
+        micros(&rows_of(joined).await),
+        micros(&rows_of(later).await),
+        micros(&rows_of(outside).await),
+    ];
+    assert_eq!(joined, leader, "one execution");
+    assert!(
+        later > leader && outside > leader,
+        "the later reads ran their own statements"
+    );
+    assert_eq!(app.db().reads_shared(), 1);
+    assert_eq!((app.db().reads_running(), app.db().reads_waiting()), (0, 0));
 }

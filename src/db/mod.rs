@@ -8,8 +8,8 @@ mod shared;
 pub mod temporal;
 
 pub use health::DbHealth;
-pub use shared::Rows;
 use shared::{Role, Sharing};
+pub use shared::{Rows, fresh_since};
 
 use std::{
     sync::{
@@ -142,10 +142,10 @@ impl Db {
         self
     }
 
-    /// Whether identical reads that wait for their turn at the same time share one execution
-    /// (see `src/db/shared.rs`): the first runs the statement once its turn comes, and every
-    /// identical read that arrived while it waited gets the same rows. Only a read that waits
-    /// can share, so this does nothing without [`Db::limit_reads`].
+    /// Whether identical reads at the same time share one execution (see `src/db/shared.rs`):
+    /// a read joins an identical statement that waits for its turn, or, within a read-only
+    /// operation ([`fresh_since`]), one that is running and started after the operation
+    /// began, so that its rows are as fresh as its own execution's would be.
     pub fn share_identical_reads(mut self, on: bool) -> Db {
         self.sharing = on.then(|| Arc::new(Sharing::default()));
         self
@@ -191,40 +191,45 @@ impl Db {
     /// instructions, about 5 % of the server's cycles). Errors are SeaORM's, mapped as its own
     /// driver maps them, so callers classify them the same way.
     ///
-    /// For reads: it waits for a turn when reads are limited ([`Db::limit_reads`]), and
-    /// while it waits it shares the execution of an identical read that waits too
+    /// For reads: it waits for a turn when reads are limited ([`Db::limit_reads`]), and it
+    /// shares the execution of an identical read when one may answer it
     /// ([`Db::share_identical_reads`]).
     pub async fn fetch_all(&self, mut stmt: Statement) -> Result<Rows, DbErr> {
+        let Some(sharing) = &self.sharing else {
+            // Held until the rows are in: the statement and its connection count as running.
+            let _turn = self.reads.acquire(None).await.ok_or_else(closed)?;
+            return self.run(stmt).await.map(Arc::new);
+        };
+        let floor = shared::current_floor();
         loop {
-            // A turn is held until the rows are in: the statement and its connection count
-            // as running. A read that has one at once has no one to share with.
-            let sharing = match (self.reads.try_acquire(), &self.sharing) {
-                (Some(_turn), _) => return self.run(stmt).await.map(Arc::new),
-                (None, None) => {
-                    let _turn = self.reads.acquire(None).await.ok_or_else(closed)?;
-                    return self.run(stmt).await.map(Arc::new);
-                }
-                (None, Some(sharing)) => sharing,
-            };
-            match sharing.join(stmt) {
+            let turn = self.reads.try_acquire();
+            let (ticket, stmt) = match sharing.join(stmt, floor, turn.is_some()) {
+                Role::Leader(ticket, stmt) => (ticket, stmt),
                 Role::Follower(rows, again) => match rows.await {
                     Ok(outcome) => {
                         sharing.record_shared();
                         return outcome;
                     }
-                    // The leader's request went away before running it.
-                    Err(_) => stmt = again,
+                    // The leader's request went away before the rows were in.
+                    Err(_) => {
+                        stmt = again;
+                        continue;
+                    }
                 },
-                Role::Leader(ticket) => {
-                    // Dropped while waiting (the request went away), the ticket hands the
-                    // statement back to its followers.
-                    let _turn = self.reads.acquire(None).await.ok_or_else(closed)?;
-                    let (stmt, followers) = ticket.start().ok_or_else(closed)?;
-                    let outcome = self.run(stmt).await.map(Arc::new);
-                    followers.send(&outcome);
-                    return outcome;
+            };
+            // Dropped before it finishes (the request went away), the ticket sends its
+            // followers to ask again.
+            let _turn = match turn {
+                Some(turn) => turn,
+                None => {
+                    let turn = self.reads.acquire(None).await.ok_or_else(closed)?;
+                    ticket.start();
+                    turn
                 }
-            }
+            };
+            let outcome = self.run(stmt).await.map(Arc::new);
+            ticket.finish().send(&outcome);
+            return outcome;
         }
     }
 

@@ -1,18 +1,19 @@
-//! Identical reads that wait for their turn at the same time share one execution.
+//! Identical reads at the same time share one execution.
 //!
-//! Under load, reads queue for a turn ([`super::Db::limit_reads`]); when several requests
-//! wait to run the very same statement with the very same values (many clients on the same
-//! fund's page), the first to arrive runs it once its turn comes and every request that joined
-//! it while it waited gets the same rows. A read joins only a group whose statement has not
-//! started yet: its rows come from an execution that started after the read was asked for, so
-//! they are exactly as fresh as running it alone would give (a client that has just written
-//! sees its write). Once a group's statement starts, the next identical read starts a new
-//! group. This is the query deduplication of GraphQL gateways (Apollo Router's
-//! `deduplicate_query`) made safe for reads that follow a write: gateways also join requests
-//! already in flight.
+//! When several requests run the very same statement with the very same values at the same
+//! time (many clients on the same fund's page), one execution answers them all: a read joins
+//! an identical statement that is waiting for its turn ([`super::Db::limit_reads`]), or one
+//! already running that **started after the read's operation began**. Its rows therefore come
+//! from an execution that started after the client sent the operation, which is exactly as
+//! fresh as running the statement alone: every write the client saw acknowledged before it
+//! sent the operation is visible. Reads of a mutation (which may follow its own write) and
+//! reads outside an operation never join a running statement, only a waiting one.
 //!
-//! Requests that would share differ in nothing that can change the rows: the statement text
-//! and its values decide them (every pooled connection has the same session settings, and
+//! This is the query deduplication of GraphQL gateways (Apollo Router's `deduplicate_query`),
+//! made safe for reads that follow a write: gateways join any identical request in flight.
+//!
+//! Requests that share differ in nothing that can change the rows: the statement text and
+//! its values decide them (every pooled connection has the same session settings, and
 //! permissions are checked per field before and after, never in SQL).
 
 use std::sync::{
@@ -21,7 +22,24 @@ use std::sync::{
 };
 
 use sea_orm::{DbErr, Statement, sqlx::postgres::PgRow};
-use tokio::sync::oneshot;
+use tokio::{sync::oneshot, time::Instant};
+
+tokio::task_local! {
+    /// When the running operation began, for a read-only operation: its reads may join an
+    /// identical statement that started at or after that instant.
+    static FRESH_SINCE: Option<Instant>;
+}
+
+/// Runs `work` (one read-only operation) letting its reads share identical statements that
+/// started at or after `since`; `None` for an operation that writes.
+pub async fn fresh_since<F: std::future::Future>(since: Option<Instant>, work: F) -> F::Output {
+    FRESH_SINCE.scope(since, work).await
+}
+
+/// The instant the current operation's reads may share from ([`fresh_since`]).
+pub(super) fn current_floor() -> Option<Instant> {
+    FRESH_SINCE.try_with(|since| *since).ok().flatten()
+}
 
 /// The rows of one read, shared by every request that asked for them at once.
 pub type Rows = Arc<Vec<PgRow>>;
@@ -29,11 +47,25 @@ pub type Rows = Arc<Vec<PgRow>>;
 /// What one execution hands to everyone waiting on it.
 pub(super) type Outcome = Result<Rows, DbErr>;
 
-/// One statement waiting for its turn, with the requests that joined it.
+/// One statement waiting for its turn or running, with the requests that joined it.
 struct Group {
     id: u64,
+    /// The statement, to compare with (the leader runs its own copy).
     stmt: Statement,
+    /// When it started running (`None`: still waiting for its turn).
+    started: Option<Instant>,
     followers: Vec<oneshot::Sender<Outcome>>,
+}
+
+impl Group {
+    /// Whether a read of `stmt` whose operation began at `floor` may take this group's rows.
+    fn answers(&self, stmt: &Statement, floor: Option<Instant>) -> bool {
+        let fresh = match self.started {
+            None => true,
+            Some(started) => floor.is_some_and(|floor| started >= floor),
+        };
+        fresh && self.stmt.sql == stmt.sql && self.stmt.values == stmt.values
+    }
 }
 
 /// The groups waiting now.
@@ -53,18 +85,18 @@ impl std::fmt::Debug for Sharing {
     }
 }
 
-/// What a read does, once it has looked for an identical one waiting.
+/// What a read does, once it has looked for an identical one to join.
 pub(super) enum Role<'a> {
-    /// The first to ask: it waits for a turn and runs the statement for the group.
-    Leader(Ticket<'a>),
+    /// No group to join: it starts one, runs the statement and hands the rows to the group.
+    Leader(Ticket<'a>, Statement),
     /// It joined a waiting group and waits for its rows. An error from the channel means the
     /// leader went away before running it (its request was dropped): ask again with the
     /// statement given back.
     Follower(oneshot::Receiver<Outcome>, Statement),
 }
 
-/// A leader's place in the waiting groups. Dropped without [`Ticket::start`] (the leader's
-/// request went away while waiting), its group is removed and its followers ask again.
+/// A leader's group. Dropped before [`Ticket::finish`] (the leader's request went away), the
+/// group is removed and its followers ask again.
 pub(super) struct Ticket<'a> {
     sharing: &'a Sharing,
     id: u64,
@@ -74,13 +106,11 @@ pub(super) struct Ticket<'a> {
 pub(super) struct Followers(Vec<oneshot::Sender<Outcome>>);
 
 impl Sharing {
-    /// Joins the waiting group of an identical statement, or starts one.
-    pub(super) fn join(&self, stmt: Statement) -> Role<'_> {
+    /// Joins the group of an identical statement that may answer a read whose operation
+    /// began at `floor`, or starts a group (`running`: the leader has its turn already).
+    pub(super) fn join(&self, stmt: Statement, floor: Option<Instant>, running: bool) -> Role<'_> {
         let mut groups = self.groups.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(group) = groups
-            .iter_mut()
-            .find(|g| g.stmt.sql == stmt.sql && g.stmt.values == stmt.values)
-        {
+        if let Some(group) = groups.iter_mut().find(|g| g.answers(&stmt, floor)) {
             let (tx, rx) = oneshot::channel();
             group.followers.push(tx);
             return Role::Follower(rx, stmt);
@@ -88,10 +118,11 @@ impl Sharing {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         groups.push(Group {
             id,
-            stmt,
+            stmt: stmt.clone(),
+            started: running.then(Instant::now),
             followers: Vec::new(),
         });
-        Role::Leader(Ticket { sharing: self, id })
+        Role::Leader(Ticket { sharing: self, id }, stmt)
     }
 
     fn remove(&self, id: u64) -> Option<Group> {
@@ -118,12 +149,24 @@ impl Sharing {
 }
 
 impl Ticket<'_> {
-    /// Closes the group just before its statement starts: later reads start a new one.
-    /// `None` only if the group is gone, which nothing but this ticket does.
-    pub(super) fn start(self) -> Option<(Statement, Followers)> {
+    /// Marks the group as running, just before its statement starts: from now on only reads
+    /// whose operation began at or before this instant join it.
+    pub(super) fn start(&self) {
+        let mut groups = self
+            .sharing
+            .groups
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(group) = groups.iter_mut().find(|g| g.id == self.id) {
+            group.started = Some(Instant::now());
+        }
+    }
+
+    /// Closes the group once its statement has its rows: later reads start a new one.
+    pub(super) fn finish(self) -> Followers {
         let group = self.sharing.remove(self.id);
         std::mem::forget(self);
-        group.map(|g| (g.stmt, Followers(g.followers)))
+        Followers(group.map(|g| g.followers).unwrap_or_default())
     }
 }
 

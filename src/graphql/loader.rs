@@ -192,8 +192,13 @@ impl Loaders {
 }
 
 /// Creates the loader of one request, and the quiescence tracker its execution must be
-/// wrapped in (see [`track`]).
-pub fn new_loaders(db: Db, metrics: Arc<Metrics>) -> (Loaders, Arc<Quiescence>) {
+/// wrapped in (see [`track`]). `fresh_since`: when the operation began, for a read-only one
+/// (its batches may share identical statements started since, see [`crate::db::fresh_since`]).
+pub fn new_loaders(
+    db: Db,
+    metrics: Arc<Metrics>,
+    fresh_since: Option<tokio::time::Instant>,
+) -> (Loaders, Arc<Quiescence>) {
     let quiescence = Arc::new(Quiescence::default());
     let waiting = Arc::clone(&quiescence);
     // Batches run in their own tasks; keep them in the request's span (request id in logs).
@@ -206,10 +211,10 @@ pub fn new_loaders(db: Db, metrics: Arc<Metrics>) -> (Loaders, Arc<Quiescence>) 
         move |batch: BoxFuture<'static, ()>| {
             let waiting = Arc::clone(&waiting);
             tokio::spawn(
-                async move {
+                crate::db::fresh_since(fresh_since, async move {
                     waiting.until_quiet().await;
                     batch.await;
-                }
+                })
                 .instrument(span.clone()),
             )
         },

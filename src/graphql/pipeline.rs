@@ -129,6 +129,11 @@ impl DocumentFacts {
         self.analysis.operation_type == Some(OperationType::Mutation)
     }
 
+    /// Whether the operation is known to be a query (it only reads).
+    pub fn is_query(&self) -> bool {
+        self.analysis.operation_type == Some(OperationType::Query)
+    }
+
     /// How much validation this request needs. The document-only rules can be skipped once
     /// its document has run cleanly under full validation, when its variables pass the one
     /// rule that depends on them (see [`revalidate`]). The depth and complexity limits, the

@@ -250,6 +250,9 @@ async fn execute_one(
     principal: &Principal,
     is_get: bool,
 ) -> Outcome {
+    // Every write the client saw acknowledged before sending this operation is committed by
+    // now: a read-only operation may share identical statements started from here on.
+    let began = tokio::time::Instant::now();
     let Incoming {
         mut request,
         document_id,
@@ -277,7 +280,9 @@ async fn execute_one(
         }
     };
     let operation_name = facts.operation_name();
-    let (loaders, quiescence) = new_loaders(state.db.clone(), Arc::clone(&state.metrics));
+    let fresh_since = facts.is_query().then_some(began);
+    let (loaders, quiescence) =
+        new_loaders(state.db.clone(), Arc::clone(&state.metrics), fresh_since);
     let raw_parts = Arc::new(RawParts::default());
     let request = request
         .data(Arc::clone(&raw_parts))
@@ -298,7 +303,10 @@ async fn execute_one(
     };
     let validated_in_full = std::ptr::eq(schema, &state.schema);
     state.metrics.record_validation(!validated_in_full);
-    let work = track(quiescence, schema.execute(request));
+    let work = track(
+        quiescence,
+        crate::db::fresh_since(fresh_since, schema.execute(request)),
+    );
     tokio::pin!(work);
     let mut deadline = std::pin::pin!(crate::db::expiry(actor.deadline));
     let abandoned = |code: ErrorCode, message: String| Outcome {
