@@ -243,16 +243,17 @@ fn bytes_response(
 /// or the database becomes unreachable while it runs. A mutation is never abandoned from
 /// here: its transaction is guarded up to the commit, so its answer always tells whether it
 /// committed.
+///
+/// `began`: a moment after the client sent the operation (every write acknowledged to the
+/// client before is committed by then), from which a query may share identical statements.
 async fn execute_one(
     state: &AppState,
     incoming: Incoming,
     actor: &Actor,
     principal: &Principal,
     is_get: bool,
+    began: tokio::time::Instant,
 ) -> Outcome {
-    // Every write the client saw acknowledged before sending this operation is committed by
-    // now: a read-only operation may share identical statements started from here on.
-    let began = tokio::time::Instant::now();
     let Incoming {
         mut request,
         document_id,
@@ -347,13 +348,14 @@ async fn run(
     state: &AppState,
     format: Format,
     batch: Batch,
-    request_id: &str,
+    request_id: &RequestId,
     is_get: bool,
     principal: Principal,
 ) -> HttpResponse {
+    let RequestId(request_id, arrived) = request_id;
     let actor = Actor {
         subject: principal.subject.clone(),
-        request_id: request_id.to_owned(),
+        request_id: request_id.clone(),
         deadline: Some(tokio::time::Instant::now() + state.config.limits.request_timeout),
     };
     // Held until the response is written: execution and serialisation both count.
@@ -371,7 +373,7 @@ async fn run(
     match batch {
         Batch::Single(incoming) => {
             let operation = incoming.request.operation_name.clone();
-            let outcome = execute_one(state, incoming, &actor, &principal, is_get).await;
+            let outcome = execute_one(state, incoming, &actor, &principal, is_get, *arrived).await;
             let body = render(&[outcome.wire()], false);
             let mut response = bytes_response(outcome.status(format), format, body);
             response.extensions_mut().insert(GraphqlOutcome {
@@ -409,8 +411,15 @@ async fn run(
                 .collect();
             // Operations of a batch run one after another, as separate requests would.
             let mut outcomes = Vec::with_capacity(requests.len());
-            for request in requests {
-                outcomes.push(execute_one(state, request, &actor, &principal, is_get).await);
+            // The first as a single operation would; each of the others from its own start,
+            // after the writes of those before it.
+            for (i, request) in requests.into_iter().enumerate() {
+                let began = if i == 0 {
+                    *arrived
+                } else {
+                    tokio::time::Instant::now()
+                };
+                outcomes.push(execute_one(state, request, &actor, &principal, is_get, began).await);
             }
             let all_refused = outcomes.iter().all(|o| !o.executed);
             let status = if outcomes
@@ -543,7 +552,7 @@ pub async fn graphql_post(
             );
         }
     };
-    run(&state, format, batch, &request_id.0, false, principal).await
+    run(&state, format, batch, &request_id, false, principal).await
 }
 
 /// One operation as it arrived: the GraphQL request and, for a persisted document, its id.
@@ -716,7 +725,7 @@ pub async fn graphql_get(
             request,
             document_id: params.document_id,
         }),
-        &request_id.0,
+        &request_id,
         true,
         principal,
     )

@@ -18,9 +18,10 @@ use crate::error::{ErrorCode, INTERNAL_MESSAGE};
 /// The header carrying the request id.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
-/// The request id of the current request.
+/// The request id of the current request, and when the server began handling it (after the
+/// client sent it: every write acknowledged to the client before is committed by then).
 #[derive(Debug, Clone)]
-pub struct RequestId(pub String);
+pub struct RequestId(pub String, pub tokio::time::Instant);
 
 /// What the GraphQL handler reports back for the request log and metrics.
 #[derive(Debug, Clone, Default)]
@@ -63,7 +64,9 @@ pub async fn request_context(
         .filter(|v| acceptable_request_id(v))
         .map(str::to_owned)
         .unwrap_or_else(new_request_id);
-    request.extensions_mut().insert(RequestId(id.clone()));
+    request
+        .extensions_mut()
+        .insert(RequestId(id.clone(), tokio::time::Instant::now()));
     let path = request.uri().path().to_owned();
     let span = tracing::info_span!(
         "request",
