@@ -130,7 +130,7 @@ if any(t and t.get("server_cpu_us_per_req") for _, t, _ in cpu_rows):
           "(server + PostgreSQL + driver) during the recorded seconds; `busy` is how much of the 2 cores was in use.\n")
     print("titanbay's SQL statements per request (over the warm-up and the recorded seconds, from its `/metrics`), "
           "and its reads per request answered by an identical read's execution (`DB_SHARE_IDENTICAL_READS`: identical "
-          "reads waiting for their turn at the same time share one execution, started after all of them arrived).\n")
+          "reads at the same time share one execution that started after each of their requests arrived).\n")
     print("| workload | titanbay µs/req | titanbay share | busy | statements/req | shared reads/req | PostGraphile µs/req | PostGraphile share | busy |")
     print("|---|---|---|---|---|---|---|---|---|")
     pct = lambda r, k: f"{100 * r[k]:.0f} %" if r and r.get(k) is not None else "–"
