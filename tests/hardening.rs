@@ -1007,6 +1007,7 @@ async fn a_query_joins_a_running_identical_read_only_if_it_started_after_the_que
         app.db().reads_waiting() == 1
     })
     .await;
+    assert_eq!(app.db().reads_running(), 1, "a follower holds no turn");
     // A query that began after it started, and a read outside any query, run their own.
     let later = spawn_read_since(&app, Some(tokio::time::Instant::now()), RUNNING);
     let outside = spawn_read_since(&app, None, RUNNING);
@@ -1029,5 +1030,41 @@ async fn a_query_joins_a_running_identical_read_only_if_it_started_after_the_que
         "the later reads ran their own statements"
     );
     assert_eq!(app.db().reads_shared(), 1);
+    assert_eq!((app.db().reads_running(), app.db().reads_waiting()), (0, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_identical_and_different_reads_through_a_small_bound_all_finish() {
+    let app = TestApp::spawn_with(|c| c.database.max_concurrent_reads = 2).await;
+    let shared_before = app.db().reads_shared();
+    let tasks: Vec<_> = (0..64)
+        .map(|task| {
+            let db = app.db().clone();
+            tokio::spawn(async move {
+                for i in 0..40 {
+                    // Mostly one statement, sometimes another, some reads outside a query.
+                    let sql = if (task + i) % 5 == 0 {
+                        "SELECT 2::bigint"
+                    } else {
+                        "SELECT 1::bigint"
+                    };
+                    let since = (i % 3 != 0).then(tokio::time::Instant::now);
+                    let rows = titanbay::db::fresh_since(since, db.fetch_all(stmt(sql)))
+                        .await
+                        .unwrap();
+                    assert_eq!(rows.len(), 1);
+                }
+            })
+        })
+        .collect();
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        futures_util::future::join_all(tasks),
+    )
+    .await
+    .expect("every read finished")
+    .into_iter()
+    .for_each(|task| task.unwrap());
+    assert!(app.db().reads_shared() > shared_before, "some reads shared");
     assert_eq!((app.db().reads_running(), app.db().reads_waiting()), (0, 0));
 }

@@ -202,9 +202,10 @@ impl Db {
         };
         let floor = shared::current_floor();
         loop {
-            let turn = self.reads.try_acquire();
-            let (ticket, stmt) = match sharing.join(stmt, floor, turn.is_some()) {
+            let (ticket, stmt) = match sharing.join(stmt, floor) {
                 Role::Leader(ticket, stmt) => (ticket, stmt),
+                // A follower holds no turn while it waits: the leader it waits for may need
+                // one.
                 Role::Follower(rows, again) => match rows.await {
                     Ok(outcome) => {
                         sharing.record_shared();
@@ -219,14 +220,8 @@ impl Db {
             };
             // Dropped before it finishes (the request went away), the ticket sends its
             // followers to ask again.
-            let _turn = match turn {
-                Some(turn) => turn,
-                None => {
-                    let turn = self.reads.acquire(None).await.ok_or_else(closed)?;
-                    ticket.start();
-                    turn
-                }
-            };
+            let _turn = self.reads.acquire(None).await.ok_or_else(closed)?;
+            ticket.start();
             let outcome = self.run(stmt).await.map(Arc::new);
             ticket.finish().send(&outcome);
             return outcome;

@@ -107,8 +107,8 @@ pub(super) struct Followers(Vec<oneshot::Sender<Outcome>>);
 
 impl Sharing {
     /// Joins the group of an identical statement that may answer a read whose operation
-    /// began at `floor`, or starts a group (`running`: the leader has its turn already).
-    pub(super) fn join(&self, stmt: Statement, floor: Option<Instant>, running: bool) -> Role<'_> {
+    /// began at `floor`, or starts a group, waiting until its leader has a turn.
+    pub(super) fn join(&self, stmt: Statement, floor: Option<Instant>) -> Role<'_> {
         let mut groups = self.groups.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(group) = groups.iter_mut().find(|g| g.answers(&stmt, floor)) {
             let (tx, rx) = oneshot::channel();
@@ -119,7 +119,7 @@ impl Sharing {
         groups.push(Group {
             id,
             stmt: stmt.clone(),
-            started: running.then(Instant::now),
+            started: None,
             followers: Vec::new(),
         });
         Role::Leader(Ticket { sharing: self, id }, stmt)
