@@ -1068,3 +1068,40 @@ async fn many_identical_and_different_reads_through_a_small_bound_all_finish() {
     assert!(app.db().reads_shared() > shared_before, "some reads shared");
     assert_eq!((app.db().reads_running(), app.db().reads_waiting()), (0, 0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_reads_its_own_write_while_identical_queries_run_all_the_time() {
+    let app = std::sync::Arc::new(TestApp::spawn().await);
+    let fund = fund(&app, "Shared Reads Fund", "OPEN").await;
+    let investor = investor(&app, "Ann Shared", "ann.shared@example.com").await;
+    let page = "query($id: UUID!) { fund(id: $id) { investments(first: 3) { nodes { id } } } }";
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // Other clients read the same page all the time.
+    let readers: Vec<_> = (0..8)
+        .map(|_| {
+            let (app, stop, fund) = (app.clone(), stop.clone(), fund.clone());
+            tokio::spawn(async move {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    app.gql_ok(page, json!({ "id": fund })).await;
+                }
+            })
+        })
+        .collect();
+    for round in 0..30 {
+        // The newest investment: the latest date, and the largest id on it.
+        let created = investment(&app, &fund, &investor, "10.00", "2030-01-01").await;
+        let data = app.gql_ok(page, json!({ "id": fund })).await;
+        assert_eq!(
+            data["fund"]["investments"]["nodes"][0]["id"], created,
+            "round {round}: the page read right after the write shows it"
+        );
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for reader in readers {
+        reader.await.unwrap();
+    }
+    assert!(
+        app.db().reads_shared() > 0,
+        "the readers shared executions, so the rule was exercised"
+    );
+}

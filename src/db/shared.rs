@@ -68,7 +68,7 @@ impl Group {
     }
 }
 
-/// The groups waiting now.
+/// The groups waiting for their turn or running now.
 #[derive(Default)]
 pub(super) struct Sharing {
     groups: Mutex<Vec<Group>>,
@@ -89,9 +89,9 @@ impl std::fmt::Debug for Sharing {
 pub(super) enum Role<'a> {
     /// No group to join: it starts one, runs the statement and hands the rows to the group.
     Leader(Ticket<'a>, Statement),
-    /// It joined a waiting group and waits for its rows. An error from the channel means the
-    /// leader went away before running it (its request was dropped): ask again with the
-    /// statement given back.
+    /// It joined a group and waits for its rows, holding no turn. An error from the channel
+    /// means the leader went away before the rows were in (its request was dropped): ask
+    /// again with the statement given back.
     Follower(oneshot::Receiver<Outcome>, Statement),
 }
 
