@@ -1072,7 +1072,7 @@ async fn many_identical_and_different_reads_through_a_small_bound_all_finish() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_reads_its_own_write_while_identical_queries_run_all_the_time() {
     let app = std::sync::Arc::new(TestApp::spawn().await);
-    let fund = fund(&app, "Shared Reads Fund", "OPEN").await;
+    let fund = fund(&app, "Shared Reads Fund", "FUNDRAISING").await;
     let investor = investor(&app, "Ann Shared", "ann.shared@example.com").await;
     let page = "query($id: UUID!) { fund(id: $id) { investments(first: 3) { nodes { id } } } }";
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -1088,8 +1088,8 @@ async fn a_client_reads_its_own_write_while_identical_queries_run_all_the_time()
         })
         .collect();
     for round in 0..30 {
-        // The newest investment: the latest date, and the largest id on it.
-        let created = investment(&app, &fund, &investor, "10.00", "2030-01-01").await;
+        // The newest investment: every one has the same date, and the newest the largest id.
+        let created = investment(&app, &fund, &investor, "10.00", "2025-06-01").await;
         let data = app.gql_ok(page, json!({ "id": fund })).await;
         assert_eq!(
             data["fund"]["investments"]["nodes"][0]["id"], created,
