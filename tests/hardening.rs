@@ -789,22 +789,27 @@ async fn active(app: &TestApp, marker: &str, lock: bool) -> i64 {
 
 type Read = tokio::task::JoinHandle<Result<titanbay::db::Rows, sea_orm::DbErr>>;
 
-/// Spawns `sql` as a read through the server's pool.
+/// Spawns `sql` as a read through the server's pool, outside any query.
 fn spawn_read(app: &TestApp, sql: &'static str) -> Read {
-    let db = app.db().clone();
-    tokio::spawn(async move { db.fetch_all(stmt(sql)).await })
+    spawn_read_since(app, None, sql)
+}
+
+/// A session of its own holding advisory lock `key` until the returned transaction ends.
+async fn hold_lock(app: &TestApp, key: i64) -> (DatabaseConnection, DatabaseTransaction) {
+    let holder_conn = Database::connect(app.url.as_str()).await.unwrap();
+    let holder = holder_conn.begin().await.unwrap();
+    holder
+        .execute_unprepared(&format!("SELECT pg_advisory_xact_lock({key})"))
+        .await
+        .unwrap();
+    (holder_conn, holder)
 }
 
 /// Takes the only read turn of `app` (a bound of 1): a session of its own holds an advisory
 /// lock, and a first read blocks on it inside PostgreSQL. Committing the returned transaction
 /// lets it finish.
 async fn hold_the_only_turn(app: &TestApp) -> (DatabaseConnection, DatabaseTransaction, Read) {
-    let holder_conn = Database::connect(app.url.as_str()).await.unwrap();
-    let holder = holder_conn.begin().await.unwrap();
-    holder
-        .execute_unprepared("SELECT pg_advisory_xact_lock(4242)")
-        .await
-        .unwrap();
+    let (holder_conn, holder) = hold_lock(app, 4242).await;
     let first = spawn_read(
         app,
         "SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint, 'reads-bound-first' \
@@ -988,12 +993,7 @@ fn spawn_read_since(app: &TestApp, since: Option<tokio::time::Instant>, sql: &'s
 #[tokio::test]
 async fn a_query_joins_a_running_identical_read_only_if_it_started_after_the_query_began() {
     let app = TestApp::spawn_with(|c| c.database.max_concurrent_reads = 8).await;
-    let holder_conn = Database::connect(app.url.as_str()).await.unwrap();
-    let holder = holder_conn.begin().await.unwrap();
-    holder
-        .execute_unprepared("SELECT pg_advisory_xact_lock(4243)")
-        .await
-        .unwrap();
+    let (_conn, holder) = hold_lock(&app, 4243).await;
     let began_before = tokio::time::Instant::now();
     // Not part of a query: it runs at once (a turn is free) and blocks on the lock.
     let leader = spawn_read_since(&app, None, RUNNING);
