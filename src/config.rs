@@ -41,6 +41,8 @@ pub struct Config {
     pub log: LogConfig,
     /// Request limits.
     pub limits: Limits,
+    /// Connection limits.
+    pub http: HttpLimits,
     /// `GRAPHIQL`: serve the GraphiQL playground on `GET /graphql` (default on, off in
     /// production).
     pub graphiql: bool,
@@ -59,14 +61,13 @@ pub struct Config {
     pub trusted_documents_only: bool,
     /// `METRICS`: serve Prometheus metrics at `GET /metrics` (default on).
     pub metrics: bool,
+    /// `METRICS_MAX_OPERATIONS`: distinct operation names kept as metric labels; others are
+    /// counted as `other` (default 200).
+    pub metrics_max_operations: usize,
     /// `GRAPHQL_FAST_PATH`: build list items and objects looked up by id whose fields are all
     /// in memory without going through one resolver per field (default on; off is for
     /// comparison and troubleshooting).
     pub graphql_fast_path: bool,
-    /// `GRAPHQL_VALIDATE_ONCE`: a cached document that has run cleanly skips the validation
-    /// rules that depend on the document alone; the variables are still checked on every
-    /// request (default on; off validates every request in full, for comparison).
-    pub graphql_validate_once: bool,
 }
 
 /// Database connection and pool settings (the design guide's pool values by default).
@@ -82,16 +83,19 @@ pub struct DatabaseConfig {
     /// id) running on PostgreSQL at once; more wait their turn (default 3 per CPU core; 0: no
     /// limit). Writes are not counted: they mostly wait for their commit's flush.
     pub max_concurrent_reads: usize,
-    /// `DB_SHARE_IDENTICAL_READS`: identical reads at the same time share one execution that
-    /// started after each of their operations began (default on; off runs every read on its
-    /// own, for comparison).
-    pub share_identical_reads: bool,
+    /// `DB_MAX_CONCURRENT_WRITES`: write statements and transactions holding a connection at
+    /// once; more wait their turn (default: the pool size minus the reads' share, so writes
+    /// queued on one row lock never take every connection).
+    pub max_concurrent_writes: Option<usize>,
     /// `DB_ACQUIRE_TIMEOUT_SECS`: longest wait for a free pooled connection (default 30).
     pub acquire_timeout: Duration,
     /// `DB_CONNECT_TIMEOUT_SECS`: longest wait to open one connection (default 3).
     pub connect_timeout: Duration,
     /// `DB_MAX_LIFETIME_SECS`: connections are recycled after this (default 1800).
     pub max_lifetime: Duration,
+    /// `DB_IDLE_TIMEOUT_SECS`: connections beyond the minimum idle this long are closed
+    /// (default 600).
+    pub idle_timeout: Duration,
     /// `DB_PING_IDLE_SECS`: a pooled connection idle at least this long is pinged before reuse
     /// (default 1; `0` pings on every checkout).
     pub ping_idle_after: Duration,
@@ -102,6 +106,25 @@ pub struct DatabaseConfig {
     pub startup_retry: Duration,
     /// `RUN_MIGRATIONS`: apply pending migrations at start (default true).
     pub run_migrations: bool,
+    /// `DB_POOLER`: `none` (default) or `transaction`, for a connection pooler such as
+    /// PgBouncer in transaction mode in front of PostgreSQL.
+    pub pooler: PoolerMode,
+}
+
+/// What sits between the server and PostgreSQL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PoolerMode {
+    /// A direct connection: statements stay prepared on their connection.
+    None,
+    /// A pooler in transaction mode: no state may outlive a transaction.
+    Transaction,
+}
+
+impl DatabaseConfig {
+    /// Whether statements may stay prepared on their connection between uses.
+    pub fn persistent_statements(&self) -> bool {
+        self.pooler == PoolerMode::None
+    }
 }
 
 /// How callers are authenticated. With no key configured, development runs open and
@@ -176,6 +199,24 @@ pub struct Limits {
     /// `MAX_CONCURRENT_REQUESTS`: GraphQL requests that run at once; more wait their turn
     /// until their deadline (default 16 per CPU core; 0: no limit).
     pub max_concurrent_requests: usize,
+    /// `MAX_DOCUMENT_BYTES`: longest GraphQL document, checked before it is parsed (default
+    /// 32 KiB).
+    pub max_document_bytes: usize,
+    /// `MAX_DOCUMENT_TOKENS`: most lexical tokens in a document, counted before it is parsed
+    /// (default 5000).
+    pub max_document_tokens: usize,
+    /// `MAX_FILTER_TEXT_CHARS`: longest text of a filter argument such as `nameContains`
+    /// (default 200 characters).
+    pub max_filter_text_chars: usize,
+    /// `MAX_ERRORS`: most errors in one response; the rest are summed up in one last error
+    /// (default 20).
+    pub max_errors: usize,
+    /// `MAX_ERROR_MESSAGE_CHARS`: longest error message (longer ones are cut, default 500).
+    pub max_error_message_chars: usize,
+    /// `DOCUMENT_CACHE_BYTES`: parsed documents kept, in document bytes (default 8 MiB).
+    pub document_cache_bytes: usize,
+    /// `APQ_CACHE_BYTES`: automatic persisted queries kept, in document bytes (default 8 MiB).
+    pub apq_cache_bytes: usize,
 }
 
 impl Default for Limits {
@@ -193,8 +234,51 @@ impl Default for Limits {
             // than with 8 per core in six interleaved pairs, reads no worse).
             max_concurrent_requests: 16
                 * std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get),
+            // The stock introspection queries (graphql-js, GraphiQL, Apollo, gql) are 2–4 KiB
+            // and about 600 tokens; application documents are smaller still.
+            max_document_bytes: 32 * 1024,
+            max_document_tokens: 5000,
+            max_filter_text_chars: 200,
+            max_errors: 20,
+            max_error_message_chars: 500,
+            document_cache_bytes: 8 * 1024 * 1024,
+            apq_cache_bytes: 8 * 1024 * 1024,
         }
     }
+}
+
+/// Limits on the HTTP connections themselves.
+#[derive(Debug, Clone)]
+pub struct HttpLimits {
+    /// `HTTP_HEADER_TIMEOUT_SECS`: a connection that does not send a whole request head within
+    /// this is closed, also between the requests of a kept-alive connection (default 10).
+    pub header_timeout: Duration,
+    /// `HTTP_BODY_TIMEOUT_SECS`: longest time to receive a request body (default 30).
+    pub body_timeout: Duration,
+    /// `HTTP_MAX_CONNECTIONS`: most client connections open at once; more wait in the
+    /// kernel's accept queue (default 10,000, or the open-file limit minus a reserve).
+    pub max_connections: usize,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        HttpLimits {
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
+            max_connections: default_max_connections(),
+        }
+    }
+}
+
+/// 10,000 connections, or fewer when the process may not open that many files (keeping 256
+/// descriptors for the database pool, logs and the server-owned PostgreSQL).
+fn default_max_connections() -> usize {
+    let soft = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+        .map(|(soft, _)| soft)
+        .unwrap_or(1024);
+    usize::try_from(soft.saturating_sub(256))
+        .unwrap_or(usize::MAX)
+        .clamp(16, 10_000)
 }
 
 /// A setting that could not be parsed.
@@ -347,14 +431,27 @@ impl Config {
                     "DB_MAX_CONCURRENT_READS",
                     3 * std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get),
                 )?,
-                share_identical_reads: r.flag("DB_SHARE_IDENTICAL_READS", true)?,
+                max_concurrent_writes: r
+                    .raw("DB_MAX_CONCURRENT_WRITES")
+                    .map_or(Ok(None), |_| {
+                        r.parse("DB_MAX_CONCURRENT_WRITES", 0).map(Some)
+                    })?,
                 acquire_timeout: r.secs("DB_ACQUIRE_TIMEOUT_SECS", 30)?,
                 connect_timeout: r.secs("DB_CONNECT_TIMEOUT_SECS", 3)?,
                 max_lifetime: r.secs("DB_MAX_LIFETIME_SECS", 1800)?,
+                idle_timeout: r.secs("DB_IDLE_TIMEOUT_SECS", 600)?,
                 ping_idle_after: r.secs("DB_PING_IDLE_SECS", 1)?,
                 statement_timeout: r.millis("DB_STATEMENT_TIMEOUT_MS", 5000)?,
                 startup_retry: r.secs("DB_STARTUP_RETRY_SECS", 60)?,
                 run_migrations: r.flag("RUN_MIGRATIONS", true)?,
+                pooler: r.choice(
+                    "DB_POOLER",
+                    PoolerMode::None,
+                    &[
+                        ("none", PoolerMode::None),
+                        ("transaction", PoolerMode::Transaction),
+                    ],
+                )?,
             },
             local_pg: LocalPgConfig {
                 dir: r.raw("LOCAL_PG_DIR").map(PathBuf::from),
@@ -380,6 +477,26 @@ impl Config {
                     .secs("REQUEST_TIMEOUT_SECS", defaults.request_timeout.as_secs())?,
                 max_concurrent_requests: r
                     .parse("MAX_CONCURRENT_REQUESTS", defaults.max_concurrent_requests)?,
+                max_document_bytes: r.parse("MAX_DOCUMENT_BYTES", defaults.max_document_bytes)?,
+                max_document_tokens: r
+                    .parse("MAX_DOCUMENT_TOKENS", defaults.max_document_tokens)?,
+                max_filter_text_chars: r
+                    .parse("MAX_FILTER_TEXT_CHARS", defaults.max_filter_text_chars)?,
+                max_errors: r.parse("MAX_ERRORS", defaults.max_errors)?,
+                max_error_message_chars: r
+                    .parse("MAX_ERROR_MESSAGE_CHARS", defaults.max_error_message_chars)?,
+                document_cache_bytes: r
+                    .parse("DOCUMENT_CACHE_BYTES", defaults.document_cache_bytes)?,
+                apq_cache_bytes: r.parse("APQ_CACHE_BYTES", defaults.apq_cache_bytes)?,
+            },
+            http: {
+                let d = HttpLimits::default();
+                HttpLimits {
+                    header_timeout: r
+                        .secs("HTTP_HEADER_TIMEOUT_SECS", d.header_timeout.as_secs())?,
+                    body_timeout: r.secs("HTTP_BODY_TIMEOUT_SECS", d.body_timeout.as_secs())?,
+                    max_connections: r.parse("HTTP_MAX_CONNECTIONS", d.max_connections)?,
+                }
             },
             graphiql: r.flag("GRAPHIQL", dev)?,
             introspection: r.flag("GRAPHQL_INTROSPECTION", dev)?,
@@ -397,8 +514,8 @@ impl Config {
             trusted_documents: r.raw("TRUSTED_DOCUMENTS").map(PathBuf::from),
             trusted_documents_only: r.flag("TRUSTED_DOCUMENTS_ONLY", false)?,
             metrics: r.flag("METRICS", true)?,
+            metrics_max_operations: r.parse("METRICS_MAX_OPERATIONS", 200)?,
             graphql_fast_path: r.flag("GRAPHQL_FAST_PATH", true)?,
-            graphql_validate_once: r.flag("GRAPHQL_VALIDATE_ONCE", true)?,
         })
     }
 

@@ -161,7 +161,17 @@ pub fn check_positive(value: Decimal) -> Result<Decimal, String> {
     }
 }
 
-/// Trims a name and checks it is 1..=255 characters (Unicode scalar values).
+/// Whether a character may not appear in a name: control characters (NUL among them, which
+/// PostgreSQL text cannot hold at all) and the bidirectional formatting characters that make
+/// text display as something else than it is (U+061C, U+200E, U+200F, U+202A–U+202E,
+/// U+2066–U+2069).
+fn forbidden_in_name(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Trims a name and checks it is 1..=255 characters (Unicode scalar values) without control
+/// or bidirectional formatting characters.
 pub fn parse_name(raw: &str) -> Result<String, String> {
     let name = raw.trim();
     if name.is_empty() {
@@ -173,13 +183,47 @@ pub fn parse_name(raw: &str) -> Result<String, String> {
             "must be at most {NAME_MAX_CHARS} characters, got {chars}"
         ));
     }
+    if let Some((at, c)) = name
+        .chars()
+        .enumerate()
+        .find(|(_, c)| forbidden_in_name(*c))
+    {
+        return Err(format!(
+            "must not contain control or bidirectional formatting characters (U+{:04X} at character {at})",
+            u32::from(c)
+        ));
+    }
     Ok(name.to_owned())
 }
 
-/// Trims and lower-cases an email and checks its syntax: `local@domain`, a dot inside the
-/// domain, no spaces, at most 320 characters.
+/// The form an email is stored and compared in: trimmed, Unicode-normalised (NFKC, so that
+/// look-alike compatibility characters such as full-width letters compare equal) and
+/// lower-cased.
+pub fn normalize_email(raw: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    raw.trim().nfkc().collect::<String>().to_lowercase()
+}
+
+/// Checks the text of a filter argument: at most `max_chars` characters and no NUL (which
+/// PostgreSQL text cannot hold).
+pub fn check_filter_text(text: &str, max_chars: usize) -> Result<(), String> {
+    if text.len() > max_chars.saturating_mul(4) || text.chars().count() > max_chars {
+        return Err(format!("must be at most {max_chars} characters"));
+    }
+    if text.contains('\0') {
+        return Err("must not contain the NUL character (U+0000)".to_owned());
+    }
+    Ok(())
+}
+
+/// Normalises an email ([`normalize_email`]) and checks its syntax: `local@domain`, a dot
+/// inside the domain, no spaces or control characters, at most 320 characters.
 pub fn parse_email(raw: &str) -> Result<String, String> {
-    let email = raw.trim().to_lowercase();
+    // Bounded before any work proportional to it.
+    if raw.len() > EMAIL_MAX_CHARS.saturating_mul(4) + 64 {
+        return Err(format!("must be at most {EMAIL_MAX_CHARS} characters"));
+    }
+    let email = normalize_email(raw);
     let chars = email.chars().count();
     if chars > EMAIL_MAX_CHARS {
         return Err(format!(

@@ -1,6 +1,7 @@
 //! Titanbay private-markets GraphQL API: funds, investors and their investments on PostgreSQL.
 //!
-//! Data flows one way: [`http`] → [`graphql`] → [`service`] → [`entity`].
+//! Requests flow one way: [`http`] → [`executor`] → [`graphql`] → [`service`] → [`db`] →
+//! [`entity`] (ARCHITECTURE.md draws it).
 
 pub mod auth;
 pub mod config;
@@ -8,6 +9,7 @@ pub mod db;
 pub mod domain;
 pub mod entity;
 pub mod error;
+pub mod executor;
 pub mod graphql;
 pub mod http;
 pub mod local_pg;

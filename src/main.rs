@@ -106,7 +106,8 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Migrate { down } => {
             let target = resolve_database(&config).await?;
-            let conn = db::connect_with_retry(&config.database, &target.url).await?;
+            db::wait_until_reachable(&config.database, &target.url).await?;
+            let conn = db::tool_connection(&target.url).await?;
             let result = match down {
                 Some(steps) => Migrator::down(&conn, Some(steps)).await,
                 None => Migrator::up(&conn, None).await,
@@ -119,7 +120,8 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Seed => {
             let target = resolve_database(&config).await?;
-            let conn = db::connect_with_retry(&config.database, &target.url).await?;
+            db::wait_until_reachable(&config.database, &target.url).await?;
+            let conn = db::tool_connection(&target.url).await?;
             let result = async {
                 Migrator::up(&conn, None).await?;
                 seed::seed(&conn).await

@@ -1,21 +1,24 @@
-//! Prometheus metrics, served as text at `GET /metrics`: requests by operation and outcome,
-//! latency histograms, the database pool (in use, idle, waiting), read statements (running,
-//! waiting for a turn), reachability, statements and loader batch sizes.
+//! Prometheus metrics, served as text at `GET /metrics`, with the `metrics` crate and its
+//! Prometheus exporter: requests by operation and outcome, latency histograms, loader batch
+//! sizes, and gauges read at scrape time (the database pool, statements, the bounds on
+//! requests, reads and writes, the caches).
 //!
-//! A small hand-written registry (atomics and a mutex per family) rather than a metrics
-//! framework: the set of series is fixed and small, and recording stays a few nanoseconds.
+//! The recorder belongs to the application (it is not installed globally), so several servers
+//! in one process (the tests) keep their own numbers. Labels taken from requests are bounded:
+//! an operation name becomes a label only when it is a valid GraphQL name of at most
+//! [`MAX_OPERATION_LABEL_CHARS`] characters and fewer than `METRICS_MAX_OPERATIONS` distinct
+//! names were seen; anything else is counted as `other`.
 
 use std::{
-    collections::HashMap,
-    fmt::Write as _,
-    sync::{
-        Mutex,
-        atomic::{AtomicU64, Ordering},
-    },
+    collections::HashSet,
+    sync::{Mutex, PoisonError},
     time::{Duration, Instant},
 };
 
-use crate::db::Db;
+use metrics::{Key, Label, Level, Metadata, Recorder, Unit};
+use metrics_exporter_prometheus::{
+    Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
+};
 
 /// Upper bounds (seconds) of the latency histogram buckets.
 const LATENCY_BUCKETS: [f64; 14] = [
@@ -23,302 +26,368 @@ const LATENCY_BUCKETS: [f64; 14] = [
 ];
 /// Upper bounds of the loader batch-size histogram buckets.
 const BATCH_BUCKETS: [f64; 9] = [1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0];
-/// Distinct operation names kept as labels; the rest are counted as `other`.
-const MAX_OPERATIONS: usize = 200;
 
-/// A cumulative histogram with fixed buckets.
-#[derive(Debug)]
-struct Histogram {
-    bounds: &'static [f64],
-    counts: Vec<AtomicU64>,
-    sum_micros: AtomicU64,
-    count: AtomicU64,
-}
+/// Longest operation name kept as a label.
+pub const MAX_OPERATION_LABEL_CHARS: usize = 64;
 
-impl Histogram {
-    fn new(bounds: &'static [f64]) -> Self {
-        Histogram {
-            bounds,
-            counts: bounds.iter().map(|_| AtomicU64::new(0)).collect(),
-            sum_micros: AtomicU64::new(0),
-            count: AtomicU64::new(0),
-        }
-    }
+/// Every series this server exports, with its help text.
+const DESCRIPTIONS: &[(&str, &str)] = &[
+    (
+        "titanbay_uptime_seconds",
+        "Seconds since the server started.",
+    ),
+    (
+        "titanbay_http_requests_total",
+        "HTTP requests by route and status.",
+    ),
+    (
+        "titanbay_graphql_requests_total",
+        "GraphQL operations by operation name and outcome (ok or the first error code).",
+    ),
+    (
+        "titanbay_graphql_request_duration_seconds",
+        "Time to answer a GraphQL operation.",
+    ),
+    (
+        "titanbay_loader_batch_size",
+        "Keys per batched load, by relation.",
+    ),
+    (
+        "titanbay_db_pool_connections",
+        "Pooled PostgreSQL connections by state.",
+    ),
+    (
+        "titanbay_db_pool_waiting",
+        "Requests waiting for a pooled connection.",
+    ),
+    (
+        "titanbay_db_pool_max_connections",
+        "Most connections the pool opens.",
+    ),
+    (
+        "titanbay_db_reads_running",
+        "Read statements running (DB_MAX_CONCURRENT_READS).",
+    ),
+    ("titanbay_db_reads_waiting", "Reads waiting for their turn."),
+    (
+        "titanbay_db_writes_running",
+        "Writes and transactions holding a connection (DB_MAX_CONCURRENT_WRITES).",
+    ),
+    (
+        "titanbay_db_writes_waiting",
+        "Writes waiting for their turn.",
+    ),
+    (
+        "titanbay_db_reachable",
+        "1 when the last probe reached PostgreSQL.",
+    ),
+    (
+        "titanbay_db_statements_total",
+        "SQL statements executed (failed ones included).",
+    ),
+    (
+        "titanbay_db_statement_errors_total",
+        "SQL statements that returned an error.",
+    ),
+    (
+        "titanbay_graphql_requests_running",
+        "GraphQL requests running now.",
+    ),
+    (
+        "titanbay_graphql_requests_waiting",
+        "GraphQL requests waiting for a free slot.",
+    ),
+    (
+        "titanbay_graphql_max_concurrent_requests",
+        "The bound on running requests (0: none).",
+    ),
+    (
+        "titanbay_document_cache_bytes",
+        "Bytes of parsed documents kept (DOCUMENT_CACHE_BYTES).",
+    ),
+    (
+        "titanbay_apq_cache_bytes",
+        "Bytes of automatic persisted queries kept (APQ_CACHE_BYTES).",
+    ),
+];
 
-    fn observe(&self, value: f64) {
-        if let Some(i) = self.bounds.iter().position(|b| value <= *b) {
-            self.counts[i].fetch_add(1, Ordering::Relaxed);
-        }
-        self.sum_micros
-            .fetch_add((value * 1_000_000.0) as u64, Ordering::Relaxed);
-        self.count.fetch_add(1, Ordering::Relaxed);
-    }
-
-    fn write(&self, out: &mut String, name: &str, labels: &str) {
-        let sep = if labels.is_empty() { "" } else { "," };
-        let mut cumulative = 0;
-        for (bound, count) in self.bounds.iter().zip(&self.counts) {
-            cumulative += count.load(Ordering::Relaxed);
-            let _ = writeln!(
-                out,
-                "{name}_bucket{{{labels}{sep}le=\"{bound}\"}} {cumulative}"
-            );
-        }
-        let total = self.count.load(Ordering::Relaxed);
-        let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {total}");
-        let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1_000_000.0;
-        let braces = if labels.is_empty() {
-            String::new()
-        } else {
-            format!("{{{labels}}}")
-        };
-        let _ = writeln!(out, "{name}_sum{braces} {sum}");
-        let _ = writeln!(out, "{name}_count{braces} {total}");
-    }
-}
-
-/// Escapes a label value for the text format.
-fn escape(value: &str) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
+/// Values read at scrape time.
+#[derive(Debug, Clone, Default)]
+pub struct Gauges {
+    /// Connections in use.
+    pub pool_in_use: usize,
+    /// Connections idle.
+    pub pool_idle: usize,
+    /// Tasks waiting for a connection.
+    pub pool_waiting: usize,
+    /// The pool's size limit.
+    pub pool_max: usize,
+    /// Reads running and waiting.
+    pub reads: (usize, u64),
+    /// Writes running and waiting.
+    pub writes: (usize, u64),
+    /// Whether PostgreSQL answered the last probe.
+    pub reachable: bool,
+    /// Statements run and failed since start.
+    pub statements: (u64, u64),
+    /// GraphQL requests running and waiting, and their bound.
+    pub requests: (usize, u64, usize),
+    /// Bytes of parsed documents and of APQ documents kept.
+    pub caches: (usize, usize),
 }
 
 /// The application's metrics.
-#[derive(Debug)]
 pub struct Metrics {
+    recorder: PrometheusRecorder,
+    handle: PrometheusHandle,
     started: Instant,
-    /// (operation, outcome) → count.
-    graphql_requests: Mutex<HashMap<(String, String), u64>>,
-    /// operation → latency.
-    graphql_latency: Mutex<HashMap<String, std::sync::Arc<Histogram>>>,
-    /// (path, status) → count, for every HTTP request.
-    http_requests: Mutex<HashMap<(String, u16), u64>>,
-    /// relation → batch sizes.
-    loader_batches: Mutex<HashMap<&'static str, std::sync::Arc<Histogram>>>,
-    /// GraphQL executions validated in full, and those that reused their document's earlier
-    /// validation (see `graphql::revalidate`).
-    validations_full: AtomicU64,
-    validations_reused: AtomicU64,
+    operations: Mutex<HashSet<String>>,
+    max_operations: usize,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
 }
 
 impl Default for Metrics {
     fn default() -> Self {
-        Metrics {
-            started: Instant::now(),
-            graphql_requests: Mutex::default(),
-            graphql_latency: Mutex::default(),
-            http_requests: Mutex::default(),
-            loader_batches: Mutex::default(),
-            validations_full: AtomicU64::new(0),
-            validations_reused: AtomicU64::new(0),
-        }
+        Metrics::new(200)
     }
 }
 
+fn metadata() -> Metadata<'static> {
+    Metadata::new(module_path!(), Level::INFO, Some(module_path!()))
+}
+
+fn key(name: &'static str, labels: Vec<Label>) -> Key {
+    Key::from_parts(name, labels)
+}
+
+/// Whether `name` may become a label value: a GraphQL name, not too long.
+fn label_worthy(name: &str) -> bool {
+    let mut chars = name.chars();
+    name.len() <= MAX_OPERATION_LABEL_CHARS
+        && chars
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
 impl Metrics {
+    /// Metrics keeping at most `max_operations` distinct operation names as labels.
+    pub fn new(max_operations: usize) -> Self {
+        let builder = PrometheusBuilder::new()
+            .set_buckets_for_metric(
+                Matcher::Full("titanbay_graphql_request_duration_seconds".to_owned()),
+                &LATENCY_BUCKETS,
+            )
+            .and_then(|b| {
+                b.set_buckets_for_metric(
+                    Matcher::Full("titanbay_loader_batch_size".to_owned()),
+                    &BATCH_BUCKETS,
+                )
+            });
+        // Setting buckets fails only for an empty bucket list; ours are constants.
+        let recorder = builder.unwrap_or_default().build_recorder();
+        for (name, help) in DESCRIPTIONS {
+            let unit = name.ends_with("_seconds").then_some(Unit::Seconds);
+            recorder.describe_counter((*name).into(), unit, (*help).into());
+        }
+        let handle = recorder.handle();
+        Metrics {
+            recorder,
+            handle,
+            started: Instant::now(),
+            operations: Mutex::new(HashSet::new()),
+            max_operations,
+        }
+    }
+
     /// Records one HTTP request.
     pub fn record_http(&self, path: &str, status: u16) {
         // Only known routes become labels; anything else is one series.
         let path = match path {
             "/graphql" | "/healthz" | "/readyz" | "/metrics" => path,
+            p if p.starts_with("/graphql/") => "/graphql/playground",
             _ => "other",
         };
-        if let Ok(mut map) = self.http_requests.lock() {
-            *map.entry((path.to_owned(), status)).or_default() += 1;
-        }
-    }
-
-    /// Records one GraphQL operation: its name (`anonymous` when none), outcome (`ok` or the
-    /// first error code) and duration.
-    pub fn record_graphql(&self, operation: Option<&str>, outcome: &str, duration: Duration) {
-        let mut operation = operation
-            .filter(|o| !o.is_empty())
-            .unwrap_or("anonymous")
-            .to_owned();
-        let latency = {
-            let Ok(mut map) = self.graphql_latency.lock() else {
-                return;
-            };
-            if !map.contains_key(&operation) && map.len() >= MAX_OPERATIONS {
-                operation = "other".to_owned();
-            }
-            std::sync::Arc::clone(
-                map.entry(operation.clone())
-                    .or_insert_with(|| std::sync::Arc::new(Histogram::new(&LATENCY_BUCKETS))),
+        self.recorder
+            .register_counter(
+                &key(
+                    "titanbay_http_requests_total",
+                    vec![
+                        Label::new("path", path.to_owned()),
+                        Label::new("status", status.to_string()),
+                    ],
+                ),
+                &metadata(),
             )
-        };
-        latency.observe(duration.as_secs_f64());
-        if let Ok(mut map) = self.graphql_requests.lock() {
-            *map.entry((operation, outcome.to_owned())).or_default() += 1;
-        }
+            .increment(1);
     }
 
-    /// Records how one GraphQL execution was validated: in full, or reusing its document's
-    /// earlier validation (its variables checked only).
-    pub fn record_validation(&self, reused: bool) {
-        let counter = if reused {
-            &self.validations_reused
-        } else {
-            &self.validations_full
+    /// The label for an operation name (see the module documentation).
+    fn operation_label(&self, operation: Option<&str>) -> String {
+        let Some(name) = operation.filter(|o| !o.is_empty()) else {
+            return "anonymous".to_owned();
         };
-        counter.fetch_add(1, Ordering::Relaxed);
+        if !label_worthy(name) {
+            return "other".to_owned();
+        }
+        let mut seen = self
+            .operations
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if seen.contains(name) {
+            return name.to_owned();
+        }
+        if seen.len() >= self.max_operations {
+            return "other".to_owned();
+        }
+        seen.insert(name.to_owned());
+        name.to_owned()
+    }
+
+    /// Records one GraphQL operation: its name, outcome (`ok` or the first error code) and
+    /// duration.
+    pub fn record_graphql(
+        &self,
+        operation: Option<&str>,
+        outcome: &'static str,
+        duration: Duration,
+    ) {
+        let operation = self.operation_label(operation);
+        self.recorder
+            .register_counter(
+                &key(
+                    "titanbay_graphql_requests_total",
+                    vec![
+                        Label::new("operation", operation.clone()),
+                        Label::new("outcome", outcome),
+                    ],
+                ),
+                &metadata(),
+            )
+            .increment(1);
+        self.recorder
+            .register_histogram(
+                &key(
+                    "titanbay_graphql_request_duration_seconds",
+                    vec![Label::new("operation", operation)],
+                ),
+                &metadata(),
+            )
+            .record(duration.as_secs_f64());
     }
 
     /// Records the size of one loader batch for `relation`.
     pub fn record_batch(&self, relation: &'static str, size: usize) {
-        let histogram = match self.loader_batches.lock() {
-            Ok(mut map) => std::sync::Arc::clone(
-                map.entry(relation)
-                    .or_insert_with(|| std::sync::Arc::new(Histogram::new(&BATCH_BUCKETS))),
-            ),
-            Err(_) => return,
-        };
-        histogram.observe(size as f64);
+        self.recorder
+            .register_histogram(
+                &key(
+                    "titanbay_loader_batch_size",
+                    vec![Label::new("relation", relation)],
+                ),
+                &metadata(),
+            )
+            .record(size as f64);
     }
 
-    /// The text exposition of every series.
-    pub fn render(&self, db: &Db, max_connections: u32) -> String {
-        let mut out = String::with_capacity(8 * 1024);
-        out.push_str("# HELP titanbay_uptime_seconds Seconds since the server started.\n");
-        out.push_str("# TYPE titanbay_uptime_seconds gauge\n");
-        let _ = writeln!(
-            out,
-            "titanbay_uptime_seconds {}",
-            self.started.elapsed().as_secs_f64()
-        );
+    fn gauge(&self, name: &'static str, labels: Vec<Label>, value: f64) {
+        self.recorder
+            .register_gauge(&key(name, labels), &metadata())
+            .set(value);
+    }
 
-        out.push_str("# HELP titanbay_http_requests_total HTTP requests by route and status.\n");
-        out.push_str("# TYPE titanbay_http_requests_total counter\n");
-        if let Ok(map) = self.http_requests.lock() {
-            let mut rows: Vec<_> = map.iter().collect();
-            rows.sort();
-            for ((path, status), count) in rows {
-                let _ = writeln!(
-                    out,
-                    "titanbay_http_requests_total{{path=\"{path}\",status=\"{status}\"}} {count}"
-                );
-            }
-        }
+    fn counter_to(&self, name: &'static str, value: u64) {
+        self.recorder
+            .register_counter(&key(name, Vec::new()), &metadata())
+            .absolute(value);
+    }
 
-        out.push_str("# HELP titanbay_graphql_validations_total GraphQL executions by validation: full, or reused (the document had passed in full before; only its variables were checked).\n");
-        out.push_str("# TYPE titanbay_graphql_validations_total counter\n");
-        let _ = writeln!(
-            out,
-            "titanbay_graphql_validations_total{{mode=\"full\"}} {}",
-            self.validations_full.load(Ordering::Relaxed)
+    /// The text exposition of every series, with the gauges set to `gauges`.
+    pub fn render(&self, gauges: &Gauges) -> String {
+        self.gauge(
+            "titanbay_uptime_seconds",
+            Vec::new(),
+            self.started.elapsed().as_secs_f64(),
         );
-        let _ = writeln!(
-            out,
-            "titanbay_graphql_validations_total{{mode=\"reused\"}} {}",
-            self.validations_reused.load(Ordering::Relaxed)
+        let state = |s: &'static str| vec![Label::new("state", s)];
+        self.gauge(
+            "titanbay_db_pool_connections",
+            state("in_use"),
+            gauges.pool_in_use as f64,
         );
-
-        out.push_str("# HELP titanbay_graphql_requests_total GraphQL operations by operation name and outcome (ok or the first error code).\n");
-        out.push_str("# TYPE titanbay_graphql_requests_total counter\n");
-        if let Ok(map) = self.graphql_requests.lock() {
-            let mut rows: Vec<_> = map.iter().collect();
-            rows.sort();
-            for ((operation, outcome), count) in rows {
-                let _ = writeln!(
-                    out,
-                    "titanbay_graphql_requests_total{{operation=\"{}\",outcome=\"{}\"}} {count}",
-                    escape(operation),
-                    escape(outcome)
-                );
-            }
-        }
-
-        out.push_str("# HELP titanbay_graphql_request_duration_seconds Time to answer a GraphQL operation.\n");
-        out.push_str("# TYPE titanbay_graphql_request_duration_seconds histogram\n");
-        if let Ok(map) = self.graphql_latency.lock() {
-            let mut rows: Vec<_> = map.iter().collect();
-            rows.sort_by(|a, b| a.0.cmp(b.0));
-            for (operation, histogram) in rows {
-                histogram.write(
-                    &mut out,
-                    "titanbay_graphql_request_duration_seconds",
-                    &format!("operation=\"{}\"", escape(operation)),
-                );
-            }
-        }
-
-        out.push_str("# HELP titanbay_loader_batch_size Keys per batched load, by relation.\n");
-        out.push_str("# TYPE titanbay_loader_batch_size histogram\n");
-        if let Ok(map) = self.loader_batches.lock() {
-            let mut rows: Vec<_> = map.iter().collect();
-            rows.sort_by(|a, b| a.0.cmp(b.0));
-            for (relation, histogram) in rows {
-                histogram.write(
-                    &mut out,
-                    "titanbay_loader_batch_size",
-                    &format!("relation=\"{relation}\""),
-                );
-            }
-        }
-
-        let pool = db.conn.get_postgres_connection_pool();
-        let size = pool.size() as usize;
-        let idle = pool.num_idle();
-        out.push_str(
-            "# HELP titanbay_db_pool_connections Pooled PostgreSQL connections by state.\n",
+        self.gauge(
+            "titanbay_db_pool_connections",
+            state("idle"),
+            gauges.pool_idle as f64,
         );
-        out.push_str("# TYPE titanbay_db_pool_connections gauge\n");
-        let _ = writeln!(
-            out,
-            "titanbay_db_pool_connections{{state=\"in_use\"}} {}",
-            size.saturating_sub(idle)
+        self.gauge(
+            "titanbay_db_pool_waiting",
+            Vec::new(),
+            gauges.pool_waiting as f64,
         );
-        let _ = writeln!(out, "titanbay_db_pool_connections{{state=\"idle\"}} {idle}");
-        out.push_str("# HELP titanbay_db_pool_waiting Requests waiting for a pooled connection.\n");
-        out.push_str("# TYPE titanbay_db_pool_waiting gauge\n");
-        let _ = writeln!(out, "titanbay_db_pool_waiting {}", pool.num_waiting());
-        out.push_str("# HELP titanbay_db_pool_max_connections Most connections the pool opens.\n");
-        out.push_str("# TYPE titanbay_db_pool_max_connections gauge\n");
-        let _ = writeln!(out, "titanbay_db_pool_max_connections {max_connections}");
-        out.push_str(
-            "# HELP titanbay_db_reads_running Read statements running (DB_MAX_CONCURRENT_READS).\n",
+        self.gauge(
+            "titanbay_db_pool_max_connections",
+            Vec::new(),
+            gauges.pool_max as f64,
         );
-        out.push_str("# TYPE titanbay_db_reads_running gauge\n");
-        let _ = writeln!(out, "titanbay_db_reads_running {}", db.reads_running());
-        out.push_str(
-            "# HELP titanbay_db_reads_waiting Reads waiting for their turn or for an identical read's execution.\n",
+        self.gauge(
+            "titanbay_db_reads_running",
+            Vec::new(),
+            gauges.reads.0 as f64,
         );
-        out.push_str("# TYPE titanbay_db_reads_waiting gauge\n");
-        let _ = writeln!(out, "titanbay_db_reads_waiting {}", db.reads_waiting());
-        out.push_str(
-            "# HELP titanbay_db_reads_shared_total Reads answered by an identical read's execution \
-             (DB_SHARE_IDENTICAL_READS).\n",
+        self.gauge(
+            "titanbay_db_reads_waiting",
+            Vec::new(),
+            gauges.reads.1 as f64,
         );
-        out.push_str("# TYPE titanbay_db_reads_shared_total counter\n");
-        let _ = writeln!(out, "titanbay_db_reads_shared_total {}", db.reads_shared());
-        out.push_str("# HELP titanbay_db_reachable 1 when the last probe reached PostgreSQL.\n");
-        out.push_str("# TYPE titanbay_db_reachable gauge\n");
-        let _ = writeln!(
-            out,
-            "titanbay_db_reachable {}",
-            u8::from(db.health().is_healthy())
+        self.gauge(
+            "titanbay_db_writes_running",
+            Vec::new(),
+            gauges.writes.0 as f64,
         );
-        out.push_str(
-            "# HELP titanbay_db_statements_total SQL statements executed (failed ones included).\n",
+        self.gauge(
+            "titanbay_db_writes_waiting",
+            Vec::new(),
+            gauges.writes.1 as f64,
         );
-        out.push_str("# TYPE titanbay_db_statements_total counter\n");
-        let _ = writeln!(
-            out,
-            "titanbay_db_statements_total {}",
-            db.stats().statements()
+        self.gauge(
+            "titanbay_db_reachable",
+            Vec::new(),
+            f64::from(u8::from(gauges.reachable)),
         );
-        out.push_str(
-            "# HELP titanbay_db_statement_errors_total SQL statements that returned an error.\n",
+        self.counter_to("titanbay_db_statements_total", gauges.statements.0);
+        self.counter_to("titanbay_db_statement_errors_total", gauges.statements.1);
+        self.gauge(
+            "titanbay_graphql_requests_running",
+            Vec::new(),
+            gauges.requests.0 as f64,
         );
-        out.push_str("# TYPE titanbay_db_statement_errors_total counter\n");
-        let _ = writeln!(
-            out,
-            "titanbay_db_statement_errors_total {}",
-            db.stats().failed()
+        self.gauge(
+            "titanbay_graphql_requests_waiting",
+            Vec::new(),
+            gauges.requests.1 as f64,
         );
-        out
+        self.gauge(
+            "titanbay_graphql_max_concurrent_requests",
+            Vec::new(),
+            gauges.requests.2 as f64,
+        );
+        self.gauge(
+            "titanbay_document_cache_bytes",
+            Vec::new(),
+            gauges.caches.0 as f64,
+        );
+        self.gauge(
+            "titanbay_apq_cache_bytes",
+            Vec::new(),
+            gauges.caches.1 as f64,
+        );
+        self.handle.run_upkeep();
+        self.handle.render()
     }
 }
 
@@ -327,40 +396,40 @@ mod tests {
     use super::*;
 
     #[test]
-    fn histograms_are_cumulative_and_count_everything() {
-        let h = Histogram::new(&LATENCY_BUCKETS);
-        h.observe(0.0004);
-        h.observe(0.003);
-        h.observe(20.0);
-        let mut out = String::new();
-        h.write(&mut out, "x", "operation=\"a\"");
-        assert!(
-            out.contains("x_bucket{operation=\"a\",le=\"0.0005\"} 1"),
-            "{out}"
-        );
-        assert!(
-            out.contains("x_bucket{operation=\"a\",le=\"0.005\"} 2"),
-            "{out}"
-        );
-        assert!(
-            out.contains("x_bucket{operation=\"a\",le=\"+Inf\"} 3"),
-            "{out}"
-        );
-        assert!(out.contains("x_count{operation=\"a\"} 3"), "{out}");
-    }
-
-    #[test]
-    fn operation_labels_are_capped() {
-        let m = Metrics::default();
-        for i in 0..(MAX_OPERATIONS + 10) {
+    fn operation_labels_are_bounded_in_number_and_length() {
+        let m = Metrics::new(5);
+        for i in 0..20 {
             m.record_graphql(Some(&format!("Op{i}")), "ok", Duration::from_millis(1));
         }
-        let map = m.graphql_latency.lock().map(|m| m.len()).unwrap_or(0);
-        assert_eq!(map, MAX_OPERATIONS + 1, "the cap plus `other`");
+        m.record_graphql(Some(&"A".repeat(500_000)), "ok", Duration::from_millis(1));
+        m.record_graphql(Some("has space"), "ok", Duration::from_millis(1));
+        let text = m.render(&Gauges::default());
+        let labels: HashSet<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("titanbay_graphql_requests_total{"))
+            .filter_map(|l| l.split("operation=\"").nth(1)?.split('"').next())
+            .collect();
+        assert_eq!(labels.len(), 6, "{labels:?}");
+        assert!(labels.contains("other"));
+        assert!(text.len() < 20_000, "{} bytes", text.len());
     }
 
     #[test]
-    fn label_values_are_escaped() {
-        assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    fn histograms_have_buckets() {
+        let m = Metrics::default();
+        m.record_graphql(Some("A"), "ok", Duration::from_micros(300));
+        m.record_batch("investor", 3);
+        let text = m.render(&Gauges::default());
+        assert!(
+            text.contains(
+                "titanbay_graphql_request_duration_seconds_bucket{operation=\"A\",le=\"0.0005\"} 1"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("titanbay_loader_batch_size_bucket{relation=\"investor\",le=\"5\"} 1"),
+            "{text}"
+        );
+        assert!(text.contains("# HELP titanbay_db_reachable"), "{text}");
     }
 }

@@ -11,15 +11,13 @@ use crate::{
     auth::{Authenticator, JwksTiming, JwtVerifier, KeySource},
     config::{AppEnv, Config},
     db::{self, Db},
-    graphql::{self, pipeline::DocumentCache},
-    http::{self, AppState, persisted::PersistedDocuments},
+    executor::{Executor, persisted::PersistedDocuments},
+    graphql,
+    http::{self, AppState},
     local_pg::{self, LocalPgOptions, LocalPostgres},
     metrics::Metrics,
     slots::ExecutionSlots,
 };
-
-/// Distinct documents kept parsed (clients send a handful of documents over and over).
-const DOCUMENT_CACHE_SIZE: usize = 512;
 
 /// Name of the application database inside a server-owned PostgreSQL.
 pub const LOCAL_DATABASE: &str = "titanbay";
@@ -95,11 +93,13 @@ pub struct Application {
 }
 
 impl Application {
-    /// Connects (with retries), migrates (unless turned off), builds the schema and router, and
-    /// binds the listener.
+    /// Checks the configuration, connects (with retries), migrates (unless turned off), builds
+    /// the schema and router, and binds the listener.
     pub async fn build(config: Config) -> anyhow::Result<Application> {
+        // Refuse a configuration that cannot serve before touching any database.
+        check_auth_config(&config)?;
         let database = resolve_database(&config).await?;
-        let conn = db::connect_with_retry(&config.database, &database.url)
+        db::wait_until_reachable(&config.database, &database.url)
             .await
             .with_context(|| {
                 format!(
@@ -108,12 +108,9 @@ impl Application {
                 )
             })?;
         if config.database.run_migrations {
-            Migrator::up(&conn, None)
-                .await
-                .context("running migrations")?;
-            tracing::info!("migrations are up to date");
+            migrate(&database.url).await?;
         }
-        let db = Db::with_probe(conn, &database.url);
+        let db = Db::connect(&config.database, &database.url).await?;
         let listener = TcpListener::bind((config.host, config.port))
             .await
             .with_context(|| format!("binding {}:{}", config.host, config.port))?;
@@ -130,7 +127,7 @@ impl Application {
         self.listener.local_addr()
     }
 
-    /// The shared state (tests use its database handle).
+    /// The shared state.
     pub fn state(&self) -> &AppState {
         &self.state
     }
@@ -142,21 +139,33 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let addr = self.local_addr()?;
-        tracing::info!(%addr, graphiql = self.state.config.graphiql, "serving GraphQL at http://{addr}/graphql");
+        tracing::info!(%addr, playground = self.state.config.graphiql, "serving GraphQL at http://{addr}/graphql");
         let router = http::router(self.state.clone());
-        let served = axum::serve(self.listener, router)
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let served =
+            http::serve::serve(self.listener, router, &self.state.config.http, shutdown).await;
         tracing::info!("server stopped; closing the database pool");
-        let _ = self.state.db.conn.clone().close().await;
+        self.state.executor.close();
         self.database.stop().await;
         served.context("serving HTTP")
     }
 }
 
-/// How requests are authenticated under `config`: bearer JWTs when a key is configured; open
-/// (with a loud warning) in development without one; production refuses to start without one.
-pub async fn build_authenticator(config: &Config) -> anyhow::Result<Authenticator> {
+/// Applies pending migrations on a connection of their own.
+pub async fn migrate(url: &str) -> anyhow::Result<()> {
+    let conn = db::tool_connection(url)
+        .await
+        .context("connecting to run migrations")?;
+    let result = Migrator::up(&conn, None).await;
+    let _ = conn.close().await;
+    result.context("running migrations")?;
+    tracing::info!("migrations are up to date");
+    Ok(())
+}
+
+/// Refuses an authentication configuration that cannot serve: production without a key, an
+/// issuer or audience without a key (which would silently run without authentication), two
+/// key sources, or a key without its issuer and audience.
+pub fn check_auth_config(config: &Config) -> anyhow::Result<()> {
     let auth = &config.auth;
     if !auth.configured() {
         if config.app_env == AppEnv::Production {
@@ -165,15 +174,35 @@ pub async fn build_authenticator(config: &Config) -> anyhow::Result<Authenticato
                  AUTH_JWKS_FILE or AUTH_JWKS_URL, with AUTH_ISSUER and AUTH_AUDIENCE"
             );
         }
+        if auth.issuer.is_some() || auth.audience.is_some() {
+            anyhow::bail!(
+                "AUTH_ISSUER or AUTH_AUDIENCE is set but no key is: set AUTH_HS256_SECRET, \
+                 AUTH_JWKS_FILE or AUTH_JWKS_URL as well (without a key, authentication would be off)"
+            );
+        }
+        return Ok(());
+    }
+    if auth.jwks_file.is_some() && auth.jwks_url.is_some() {
+        anyhow::bail!("set AUTH_JWKS_FILE or AUTH_JWKS_URL, not both");
+    }
+    if auth.issuer.is_none() || auth.audience.is_none() {
+        anyhow::bail!("AUTH_ISSUER and AUTH_AUDIENCE are required when authentication is on");
+    }
+    Ok(())
+}
+
+/// How requests are authenticated under `config`: bearer JWTs when a key is configured; open
+/// (with a loud warning) in development without one; production refuses to start without one.
+pub async fn build_authenticator(config: &Config) -> anyhow::Result<Authenticator> {
+    check_auth_config(config)?;
+    let auth = &config.auth;
+    if !auth.configured() {
         tracing::warn!(
             "AUTHENTICATION IS OFF: no AUTH_* key is configured, so every request runs with every \
              scope. This is for local development only; APP_ENV=production refuses to start \
              like this."
         );
         return Ok(Authenticator::Open);
-    }
-    if auth.jwks_file.is_some() && auth.jwks_url.is_some() {
-        anyhow::bail!("set AUTH_JWKS_FILE or AUTH_JWKS_URL, not both");
     }
     let (Some(issuer), Some(audience)) = (&auth.issuer, &auth.audience) else {
         anyhow::bail!("AUTH_ISSUER and AUTH_AUDIENCE are required when authentication is on");
@@ -197,19 +226,18 @@ pub async fn build_authenticator(config: &Config) -> anyhow::Result<Authenticato
     Ok(Authenticator::Jwt(Box::new(verifier)))
 }
 
-/// The state handlers share: the schema over the database, the authenticator and the
-/// configuration. Fails when the trusted-documents file or the auth keys cannot be loaded, or
-/// production runs without auth.
+/// The state handlers share: the executor over the schema and the database, the
+/// authenticator and the configuration. Fails when the trusted-documents file or the auth keys
+/// cannot be loaded, or production runs without auth.
 pub async fn build_state(db: Db, config: Config) -> anyhow::Result<AppState> {
-    let db = db
-        .limit_reads(config.database.max_concurrent_reads)
-        .share_identical_reads(config.database.share_identical_reads);
     let auth = build_authenticator(&config).await?;
     let schema = graphql::build_schema(db.clone(), &config);
-    let revalidated_schema = config
-        .graphql_validate_once
-        .then(|| graphql::build_revalidated_schema(db.clone(), &config));
-    let mut persisted = PersistedDocuments::new(config.apq);
+    let limits = &config.limits;
+    let mut persisted = PersistedDocuments::new(
+        config.apq,
+        limits.apq_cache_bytes,
+        limits.max_document_bytes,
+    );
     match &config.trusted_documents {
         Some(path) => {
             persisted = persisted
@@ -226,15 +254,20 @@ pub async fn build_state(db: Db, config: Config) -> anyhow::Result<AppState> {
         }
         None => {}
     }
-    Ok(AppState {
+    let metrics = Arc::new(Metrics::new(config.metrics_max_operations));
+    let executor = Executor::new(
         schema,
-        revalidated_schema,
         db,
+        persisted,
+        config.limits.clone(),
+        config.introspection,
+        Arc::clone(&metrics),
+    );
+    Ok(AppState {
+        executor: Arc::new(executor),
         slots: Arc::new(ExecutionSlots::new(config.limits.max_concurrent_requests)),
         config: Arc::new(config),
-        documents: Arc::new(DocumentCache::new(DOCUMENT_CACHE_SIZE)),
-        metrics: Arc::new(Metrics::default()),
-        persisted: Arc::new(persisted),
+        metrics,
         auth: Arc::new(auth),
     })
 }

@@ -94,7 +94,7 @@ const DOCUMENTS: &[(&str, &str)] = &[
 #[tokio::test]
 async fn the_fast_path_answers_exactly_what_the_resolvers_answer() {
     let app = TestApp::spawn().await;
-    titanbay::seed::seed(&app.db().conn).await.unwrap();
+    titanbay::seed::seed(&app.sql_conn).await.unwrap();
     let slow = app.sibling(|c| c.graphql_fast_path = false).await;
     let fast = app.sibling(|c| c.graphql_fast_path = true).await;
     let send = |router: axum::Router, query: &str, variables: serde_json::Value| {
@@ -257,7 +257,7 @@ fn assert_fields_match(what: &str, embedded: &serde_json::Value, root: &serde_js
 #[tokio::test]
 async fn related_rows_fetched_with_a_page_answer_every_selected_field() {
     let app = TestApp::spawn().await;
-    titanbay::seed::seed(&app.db().conn).await.unwrap();
+    titanbay::seed::seed(&app.sql_conn).await.unwrap();
     let query = r#"{
       funds(first: 6) { nodes {
         a: investments(first: 3) { nodes { investorId fundId investor { name } fund { vintageYear } } }

@@ -11,7 +11,7 @@ use migration::{Migrator, MigratorTrait};
 use sea_orm::{ConnectionTrait, Database, DbBackend, Statement};
 use serde_json::json;
 use titanbay::{
-    db::{self, Db},
+    db::Db,
     http,
     local_pg::{LocalPgOptions, LocalPostgres},
     startup::{Application, build_state},
@@ -51,7 +51,7 @@ async fn migrations_go_up_down_and_up_again() {
 #[tokio::test]
 async fn the_catalog_has_the_designed_types_indexes_and_constraints() {
     let app = TestApp::spawn().await;
-    let conn = &app.db().conn;
+    let conn = &app.sql_conn;
 
     let types = rows(
         conn,
@@ -268,14 +268,8 @@ async fn health_is_always_ok_and_readiness_follows_the_database() {
     let mut config = common::test_config(&url);
     config.database.connect_timeout = Duration::from_secs(1);
     config.database.acquire_timeout = Duration::from_secs(2);
-    let conn = Database::connect(db::connect_options(&config.database, &url))
-        .await
-        .unwrap();
-    let router = http::router(
-        build_state(Db::with_probe(conn, &url), config)
-            .await
-            .expect("state"),
-    );
+    let db = Db::connect(&config.database, &url).await.unwrap();
+    let router = http::router(build_state(db, config).await.expect("state"));
     let get = |path: &'static str| {
         let router = router.clone();
         async move {
@@ -345,9 +339,9 @@ async fn the_committed_schema_file_matches_the_schema() {
 #[tokio::test]
 async fn seeding_twice_leaves_one_copy_of_the_demo_data() {
     let app = TestApp::spawn().await;
-    let first = titanbay::seed::seed(&app.db().conn).await.unwrap();
+    let first = titanbay::seed::seed(&app.sql_conn).await.unwrap();
     assert_eq!((first.funds, first.investors, first.investments), (4, 4, 5));
-    let second = titanbay::seed::seed(&app.db().conn).await.unwrap();
+    let second = titanbay::seed::seed(&app.sql_conn).await.unwrap();
     assert_eq!(
         (second.funds, second.investors, second.investments),
         (0, 0, 0)
@@ -447,7 +441,7 @@ fn the_compose_file_declares_a_health_checked_database_and_the_server() {
 async fn numeric_decoding_matches_the_generic_decoder() {
     use sea_orm::sqlx::{self, Row, ValueRef};
     let app = TestApp::spawn().await;
-    let pool = app.db().conn.get_postgres_connection_pool();
+    let pool = app.sql_conn.get_postgres_connection_pool();
     let rows = sqlx::query(
         "SELECT v::numeric(20,2) AS money, true AS fixed FROM (VALUES (0), (0.01), (-0.01), (1), \
          (10000), (10000.5), (99999999999999999.99), (-99999999999999999.99), (1234.5), \

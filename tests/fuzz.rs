@@ -241,7 +241,7 @@ fn random_and_mutated_documents_never_break_the_router() {
         .build()
         .unwrap();
     let app = runtime.block_on(TestApp::spawn());
-    runtime.block_on(async { titanbay::seed::seed(&app.db().conn).await.unwrap() });
+    runtime.block_on(async { titanbay::seed::seed(&app.sql_conn).await.unwrap() });
     let cases: u32 = std::env::var("FUZZ_CASES")
         .ok()
         .and_then(|v| v.parse().ok())

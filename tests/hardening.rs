@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use titanbay::{
     config::Config,
-    db::{self, Db},
+    db::Db,
     http,
     local_pg::{LocalPgOptions, LocalPostgres},
     startup::build_state,
@@ -146,7 +146,7 @@ async fn a_slow_request_is_cut_off_and_its_connection_freed() {
             .is_none()
     );
     // Over: another session holds a lock the query needs.
-    let blocker = app.db().conn.begin().await.unwrap();
+    let blocker = app.sql_conn.begin().await.unwrap();
     blocker
         .execute_unprepared("LOCK TABLE funds IN ACCESS EXCLUSIVE MODE")
         .await
@@ -254,7 +254,7 @@ async fn the_database_cancels_statements_over_its_timeout() {
         .sql_scalar("SELECT current_setting('statement_timeout')")
         .await;
     assert_eq!(setting, "300ms");
-    let blocker = app.db().conn.begin().await.unwrap();
+    let blocker = app.sql_conn.begin().await.unwrap();
     blocker
         .execute_unprepared("LOCK TABLE funds IN ACCESS EXCLUSIVE MODE")
         .await
@@ -428,7 +428,7 @@ fn parse_metrics(text: &str) -> Vec<(String, f64)> {
 #[tokio::test]
 async fn metrics_expose_requests_latency_pool_and_batches() {
     let app = TestApp::spawn().await;
-    titanbay::seed::seed(&app.db().conn).await.unwrap();
+    titanbay::seed::seed(&app.sql_conn).await.unwrap();
     for _ in 0..3 {
         app.gql(
             "query Tree { funds { nodes { investments { nodes { investor { name } } } } } }",
@@ -530,14 +530,8 @@ async fn an_outage_fails_fast_and_the_server_recovers_without_a_restart() {
     conn.close().await.unwrap();
     let mut config = common::test_config(&url);
     config.database.connect_timeout = Duration::from_secs(1);
-    let conn = Database::connect(db::connect_options(&config.database, &url))
-        .await
-        .unwrap();
-    let router = http::router(
-        build_state(Db::with_probe(conn, &url), config)
-            .await
-            .unwrap(),
-    );
+    let db = Db::connect(&config.database, &url).await.unwrap();
+    let router = http::router(build_state(db, config).await.unwrap());
     let shared = router.clone();
     let gql = move |query: &'static str, variables: Value| {
         let router = shared.clone();
@@ -787,11 +781,19 @@ async fn active(app: &TestApp, marker: &str, lock: bool) -> i64 {
     .await
 }
 
-type Read = tokio::task::JoinHandle<Result<titanbay::db::Rows, sea_orm::DbErr>>;
+type Rows = Vec<sea_orm::sqlx::postgres::PgRow>;
+type Read = tokio::task::JoinHandle<Result<Rows, titanbay::error::AppError>>;
 
-/// Spawns `sql` as a read through the server's pool, outside any query.
+/// Spawns `sql` as a read through the server's pool.
 fn spawn_read(app: &TestApp, sql: &'static str) -> Read {
-    spawn_read_since(app, None, sql)
+    let db = app.db().clone();
+    tokio::spawn(async move { db.fetch_all(stmt(sql)).await })
+}
+
+/// Spawns `sql` as a write through the server's pool.
+fn spawn_write(app: &TestApp, sql: &'static str) -> Read {
+    let db = app.db().clone();
+    tokio::spawn(async move { db.write(None, stmt(sql)).await })
 }
 
 /// A session of its own holding advisory lock `key` until the returned transaction ends.
@@ -819,12 +821,12 @@ async fn hold_the_only_turn(app: &TestApp) -> (DatabaseConnection, DatabaseTrans
         active(app, "reads-bound-first", true).await == 1
     })
     .await;
-    assert_eq!(app.db().reads_running(), 1);
+    assert_eq!(app.db().reads_in_progress().0, 1);
     (holder_conn, holder, first)
 }
 
 /// The rows of a spawned read, within 10 s.
-async fn rows_of(read: Read) -> titanbay::db::Rows {
+async fn rows_of(read: Read) -> Rows {
     tokio::time::timeout(Duration::from_secs(10), read)
         .await
         .expect("the read finished")
@@ -841,10 +843,10 @@ async fn reads_past_the_bound_wait_their_turn_and_writes_do_not() {
         "SELECT (extract(epoch FROM statement_timestamp()) * 1000000)::bigint, 'reads-bound-second'",
     );
     eventually("the second read waits for its turn", async || {
-        app.db().reads_waiting() == 1
+        app.db().reads_in_progress().1 == 1
     })
     .await;
-    assert_eq!(app.db().reads_running(), 1);
+    assert_eq!(app.db().reads_in_progress().0, 1);
     assert_eq!(
         active(&app, "reads-bound-second", false).await,
         0,
@@ -853,7 +855,7 @@ async fn reads_past_the_bound_wait_their_turn_and_writes_do_not() {
     // A write does not wait for a read's turn.
     let write = tokio::time::timeout(
         Duration::from_secs(10),
-        app.db().write_returning(stmt("SELECT 1::bigint")),
+        app.db().write(None, stmt("SELECT 1::bigint")),
     )
     .await
     .expect("the write ran while the reads were held")
@@ -867,241 +869,39 @@ async fn reads_past_the_bound_wait_their_turn_and_writes_do_not() {
         micros(&second) >= micros(&first),
         "the second read started after the first had its rows"
     );
-    assert_eq!((app.db().reads_running(), app.db().reads_waiting()), (0, 0));
+    assert_eq!(app.db().reads_in_progress(), (0, 0));
 }
-
-/// Microseconds since the epoch, now.
-fn now_micros() -> i64 {
-    let since = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap();
-    i64::try_from(since.as_micros()).unwrap()
-}
-
-const SHARED: &str =
-    "SELECT (extract(epoch FROM statement_timestamp()) * 1000000)::bigint, 'reads-shared'";
-const OTHER: &str =
-    "SELECT (extract(epoch FROM statement_timestamp()) * 1000000)::bigint, 'reads-other'";
 
 #[tokio::test]
-async fn identical_reads_waiting_together_share_one_execution_started_after_all_arrived() {
-    let app = TestApp::spawn_with(|c| c.database.max_concurrent_reads = 1).await;
-    let (_conn, holder, first) = hold_the_only_turn(&app).await;
-    let shared_before = app.db().reads_shared();
-    let mut reads = Vec::new();
-    for waiting in 1..=3 {
-        reads.push(spawn_read(&app, SHARED));
-        eventually("the read waits", async || {
-            app.db().reads_waiting() == waiting
-        })
-        .await;
-    }
-    // A different statement waits on its own.
-    let other = spawn_read(&app, OTHER);
-    eventually("the other read waits", async || {
-        app.db().reads_waiting() == 4
-    })
-    .await;
-    let last_arrived = now_micros();
-    assert_eq!(active(&app, "reads-shared", false).await, 0);
-    let statements = app.db().stats().statements();
-
-    holder.commit().await.unwrap();
-    rows_of(first).await;
-    let mut answers = Vec::new();
-    for read in reads {
-        answers.push(micros(&rows_of(read).await));
-    }
-    let other = micros(&rows_of(other).await);
-    assert!(
-        answers.iter().all(|&a| a == answers[0]),
-        "one execution: {answers:?}"
+async fn writes_past_their_share_wait_their_turn_and_reads_still_run() {
+    // Writes queued on one row lock must not take every connection and stall the reads.
+    let app = TestApp::spawn_with(|c| c.database.max_concurrent_writes = Some(1)).await;
+    let (_conn, holder) = hold_lock(&app, 4343).await;
+    let first = spawn_write(
+        &app,
+        "SELECT 1::bigint, 'writes-bound-first' FROM (SELECT pg_advisory_xact_lock_shared(4343)) l",
     );
-    assert!(
-        answers[0] >= last_arrived,
-        "the shared statement started after the last read joined it"
-    );
-    assert!(other >= last_arrived);
-    // The first read, one execution for the three identical reads, one for the other.
-    assert_eq!(app.db().stats().statements() - statements, 3);
-    assert_eq!(app.db().reads_shared() - shared_before, 2);
-    assert_eq!((app.db().reads_running(), app.db().reads_waiting()), (0, 0));
-
-    // A read that arrives once the shared statement has started runs on its own: with the
-    // turn free, it does not wait, and nothing is shared.
-    let alone = rows_of(spawn_read(&app, SHARED)).await;
-    assert!(micros(&alone) > answers[0]);
-    assert_eq!(app.db().reads_shared() - shared_before, 2);
-}
-
-#[tokio::test]
-async fn a_read_whose_shared_execution_is_abandoned_runs_it_itself() {
-    let app = TestApp::spawn_with(|c| c.database.max_concurrent_reads = 1).await;
-    let (_conn, holder, first) = hold_the_only_turn(&app).await;
-    let leader = spawn_read(&app, SHARED);
-    eventually("the leader waits", async || app.db().reads_waiting() == 1).await;
-    let follower = spawn_read(&app, SHARED);
-    eventually("the follower joins it", async || {
-        app.db().reads_waiting() == 2
+    eventually("the first write waits for the lock", async || {
+        active(&app, "writes-bound-first", true).await == 1
     })
     .await;
-    // The leader's request goes away while waiting for its turn.
-    leader.abort();
-    eventually("the follower waits for a turn itself", async || {
-        app.db().reads_waiting() == 1
+    let second = spawn_write(&app, "SELECT 2::bigint, 'writes-bound-second'");
+    eventually("the second write waits for its turn", async || {
+        app.db().writes_in_progress() == (1, 1)
     })
     .await;
-    let statements = app.db().stats().statements();
-    holder.commit().await.unwrap();
-    rows_of(first).await;
-    let answer = rows_of(follower).await;
-    assert_eq!(answer.len(), 1);
-    assert_eq!(app.db().stats().statements() - statements, 2);
-    assert_eq!(app.db().reads_shared(), 0);
-    assert_eq!((app.db().reads_running(), app.db().reads_waiting()), (0, 0));
-}
-
-#[tokio::test]
-async fn identical_reads_run_one_by_one_when_sharing_is_off() {
-    let app = TestApp::spawn_with(|c| {
-        c.database.max_concurrent_reads = 1;
-        c.database.share_identical_reads = false;
-    })
-    .await;
-    let (_conn, holder, first) = hold_the_only_turn(&app).await;
-    let reads = [spawn_read(&app, SHARED), spawn_read(&app, SHARED)];
-    eventually("both reads wait", async || app.db().reads_waiting() == 2).await;
-    holder.commit().await.unwrap();
-    rows_of(first).await;
-    let [a, b] = reads;
-    let (a, b) = (micros(&rows_of(a).await), micros(&rows_of(b).await));
-    assert_ne!(a, b, "two executions");
-    assert_eq!(app.db().reads_shared(), 0);
-}
-
-const RUNNING: &str = "SELECT (extract(epoch FROM statement_timestamp()) * 1000000)::bigint, \
-                       'reads-running' FROM (SELECT pg_advisory_xact_lock_shared(4243)) AS locked";
-
-/// Spawns `sql` as a read of an operation that began at `since` (`None`: not a query).
-fn spawn_read_since(app: &TestApp, since: Option<tokio::time::Instant>, sql: &'static str) -> Read {
-    let db = app.db().clone();
-    tokio::spawn(titanbay::db::fresh_since(since, async move {
-        db.fetch_all(stmt(sql)).await
-    }))
-}
-
-#[tokio::test]
-async fn a_query_joins_a_running_identical_read_only_if_it_started_after_the_query_began() {
-    let app = TestApp::spawn_with(|c| c.database.max_concurrent_reads = 8).await;
-    let (_conn, holder) = hold_lock(&app, 4243).await;
-    let began_before = tokio::time::Instant::now();
-    // Not part of a query: it runs at once (a turn is free) and blocks on the lock.
-    let leader = spawn_read_since(&app, None, RUNNING);
-    eventually("the leader runs", async || {
-        active(&app, "reads-running", true).await == 1
-    })
-    .await;
-    // A query that began before it started joins it.
-    let joined = spawn_read_since(&app, Some(began_before), RUNNING);
-    eventually("the query joins the running read", async || {
-        app.db().reads_waiting() == 1
-    })
-    .await;
-    assert_eq!(app.db().reads_running(), 1, "a follower holds no turn");
-    // A query that began after it started, and a read outside any query, run their own.
-    let later = spawn_read_since(&app, Some(tokio::time::Instant::now()), RUNNING);
-    let outside = spawn_read_since(&app, None, RUNNING);
-    eventually("the later reads run on their own", async || {
-        active(&app, "reads-running", true).await == 3
-    })
-    .await;
-    assert_eq!(app.db().reads_waiting(), 1);
-
-    holder.commit().await.unwrap();
-    let [leader, joined, later, outside] = [
-        micros(&rows_of(leader).await),
-        micros(&rows_of(joined).await),
-        micros(&rows_of(later).await),
-        micros(&rows_of(outside).await),
-    ];
-    assert_eq!(joined, leader, "one execution");
-    assert!(
-        later > leader && outside > leader,
-        "the later reads ran their own statements"
-    );
-    assert_eq!(app.db().reads_shared(), 1);
-    assert_eq!((app.db().reads_running(), app.db().reads_waiting()), (0, 0));
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn many_identical_and_different_reads_through_a_small_bound_all_finish() {
-    let app = TestApp::spawn_with(|c| c.database.max_concurrent_reads = 2).await;
-    let shared_before = app.db().reads_shared();
-    let tasks: Vec<_> = (0..64)
-        .map(|task| {
-            let db = app.db().clone();
-            tokio::spawn(async move {
-                for i in 0..40 {
-                    // Mostly one statement, sometimes another, some reads outside a query.
-                    let sql = if (task + i) % 5 == 0 {
-                        "SELECT 2::bigint"
-                    } else {
-                        "SELECT 1::bigint"
-                    };
-                    let since = (i % 3 != 0).then(tokio::time::Instant::now);
-                    let rows = titanbay::db::fresh_since(since, db.fetch_all(stmt(sql)))
-                        .await
-                        .unwrap();
-                    assert_eq!(rows.len(), 1);
-                }
-            })
-        })
-        .collect();
-    tokio::time::timeout(
-        Duration::from_secs(60),
-        futures_util::future::join_all(tasks),
+    assert_eq!(active(&app, "writes-bound-second", false).await, 0);
+    // Reads run meanwhile.
+    let read = tokio::time::timeout(
+        Duration::from_secs(10),
+        app.db().fetch_all(stmt("SELECT 3::bigint")),
     )
     .await
-    .expect("every read finished")
-    .into_iter()
-    .for_each(|task| task.unwrap());
-    assert!(app.db().reads_shared() > shared_before, "some reads shared");
-    assert_eq!((app.db().reads_running(), app.db().reads_waiting()), (0, 0));
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_client_reads_its_own_write_while_identical_queries_run_all_the_time() {
-    let app = std::sync::Arc::new(TestApp::spawn().await);
-    let fund = fund(&app, "Shared Reads Fund", "FUNDRAISING").await;
-    let investor = investor(&app, "Ann Shared", "ann.shared@example.com").await;
-    let page = "query($id: UUID!) { fund(id: $id) { investments(first: 3) { nodes { id } } } }";
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    // Other clients read the same page all the time.
-    let readers: Vec<_> = (0..8)
-        .map(|_| {
-            let (app, stop, fund) = (app.clone(), stop.clone(), fund.clone());
-            tokio::spawn(async move {
-                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                    app.gql_ok(page, json!({ "id": fund })).await;
-                }
-            })
-        })
-        .collect();
-    for round in 0..30 {
-        // The newest investment: every one has the same date, and the newest the largest id.
-        let created = investment(&app, &fund, &investor, "10.00", "2025-06-01").await;
-        let data = app.gql_ok(page, json!({ "id": fund })).await;
-        assert_eq!(
-            data["fund"]["investments"]["nodes"][0]["id"], created,
-            "round {round}: the page read right after the write shows it"
-        );
-    }
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    for reader in readers {
-        reader.await.unwrap();
-    }
-    assert!(
-        app.db().reads_shared() > 0,
-        "the readers shared executions, so the rule was exercised"
-    );
+    .expect("the read ran while the writes were held")
+    .unwrap();
+    assert_eq!(micros(&read), 3);
+    holder.commit().await.unwrap();
+    assert_eq!(micros(&rows_of(first).await), 1);
+    assert_eq!(micros(&rows_of(second).await), 2);
+    assert_eq!(app.db().writes_in_progress(), (0, 0));
 }

@@ -9,12 +9,16 @@ use std::collections::HashSet;
 use common::{TestApp, codes, field};
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DbBackend, Statement};
 use serde_json::{Value, json};
-use titanbay::service::{
-    investment::{
-        ColumnSet, Include, PageQuery, Parent, investment_pages, page_statements,
-        parent_with_page_statement,
+use titanbay::{
+    db::rows::ColumnSet,
+    entity::fund,
+    service::{
+        investment::{
+            Include, PageQuery, Parent, investment_pages, page::parent_with_page_statement,
+            page_statements,
+        },
+        page::{Direction, PageWindow},
     },
-    page::{Direction, PageWindow},
 };
 use uuid::Uuid;
 
@@ -244,8 +248,7 @@ async fn paging_visits_every_investment_once_in_order_even_when_dates_tie() {
     .await;
     let expected: Vec<String> = {
         let rows = app
-            .db()
-            .conn
+            .sql_conn
             .query_all_raw(Statement::from_string(
                 DbBackend::Postgres,
                 format!("SELECT id::text FROM investments WHERE fund_id = '{fund}' ORDER BY investment_date DESC, id DESC"),
@@ -439,7 +442,7 @@ async fn first_column<T: sea_orm::TryGetable>(conn: &impl ConnectionTrait, sql: 
 /// `EXECUTE`, so this is the cached generic plan, made without the parameters' values.
 async fn explain(app: &TestApp, stmt: Statement) -> Vec<Value> {
     use sea_orm::TransactionTrait;
-    let txn = app.db().conn.begin().await.unwrap();
+    let txn = app.sql_conn.begin().await.unwrap();
     let mode: String = first_column(&txn, "SHOW plan_cache_mode").await;
     assert_eq!(mode, "force_generic_plan");
     txn.execute_raw(Statement::from_string(
@@ -555,8 +558,7 @@ async fn pages_of_a_fund_seek_the_index_without_sorting_on_a_million_investments
     let key = (date.parse().unwrap(), Uuid::parse_str(id).unwrap());
     let small: Vec<Uuid> = {
         let rows = app
-            .db()
-            .conn
+            .sql_conn
             .query_all_raw(Statement::from_string(
                 DbBackend::Postgres,
                 "SELECT id FROM funds ORDER BY id DESC LIMIT 50",
@@ -624,8 +626,13 @@ async fn pages_of_a_fund_seek_the_index_without_sorting_on_a_million_investments
             }
             // A fund with its page in one statement (`fund(id) { investments }`).
             if let [query] = queries.as_slice() {
-                let stmt = parent_with_page_statement(Parent::Fund, ColumnSet::ALL, include, query)
-                    .unwrap();
+                let stmt = parent_with_page_statement::<fund::Entity>(
+                    Parent::Fund,
+                    ColumnSet::ALL,
+                    include,
+                    query,
+                )
+                .unwrap();
                 let nodes = explain(&app, stmt).await;
                 assert_index_seek_without_sort(&nodes, "ix_investments_fund_date");
                 assert_index_seek_without_sort(&nodes, "pk_funds");

@@ -130,7 +130,7 @@ async fn the_unique_index_decides_when_the_pre_check_cannot_see_the_other_insert
     use sea_orm::{ConnectionTrait, TransactionTrait};
     let app = Arc::new(TestApp::spawn().await);
     // Another writer has inserted the email but not committed: the pre-check cannot see it.
-    let other = app.db().conn.begin().await.unwrap();
+    let other = app.sql_conn.begin().await.unwrap();
     other
         .execute_unprepared(
             "INSERT INTO investors (id, name, investor_type, email) VALUES (gen_random_uuid(), 'Other', 'Individual', 'held@x.co')",
@@ -157,7 +157,7 @@ async fn an_investment_waits_for_an_in_flight_close_and_then_sees_it() {
     let fund = fund(&app, "Closing", "INVESTING").await;
     let investor = investor(&app, "I", "i@x.co").await;
     // A close in flight: it holds the fund row lock and has changed the status, uncommitted.
-    let close = app.db().conn.begin().await.unwrap();
+    let close = app.sql_conn.begin().await.unwrap();
     close
         .execute_unprepared(&format!(
             "SELECT 1 FROM funds WHERE id = '{fund}' FOR UPDATE"

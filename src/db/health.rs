@@ -13,6 +13,12 @@ use std::{
 use sea_orm::sqlx::{Connection, Executor, PgConnection, postgres::PgConnectOptions};
 use tokio::sync::{Notify, watch};
 
+use super::pool::{PgManager, Suspicion};
+
+/// The pool, as the probe sees it: it empties the idle connections when the database goes
+/// away (they are dead, or about to be).
+type WeakPool = deadpool::managed::WeakPool<PgManager>;
+
 /// How often the probe runs while the database answers.
 const PROBE_EVERY_HEALTHY: Duration = Duration::from_secs(1);
 /// How often the probe runs while it does not (recovery is noticed within this).
@@ -70,10 +76,17 @@ impl DbHealth {
     }
 }
 
-/// Starts the probe for `health` against `options`; it ends when `health` is dropped.
-pub fn spawn_probe(health: &Arc<DbHealth>, options: PgConnectOptions) {
+/// Starts the probe for `health` against `options`; it ends when `health` is dropped. When
+/// the database becomes unreachable the pool's idle connections are closed, and whenever its
+/// reachability changes the pool checks every connection before reusing it.
+pub fn spawn_probe(
+    health: &Arc<DbHealth>,
+    options: PgConnectOptions,
+    suspicion: Arc<Suspicion>,
+    pool: WeakPool,
+) {
     let weak = Arc::downgrade(health);
-    tokio::spawn(probe_loop(weak, options));
+    tokio::spawn(probe_loop(weak, options, suspicion, pool));
 }
 
 async fn probe_once(conn: &mut Option<PgConnection>, options: &PgConnectOptions) -> bool {
@@ -95,7 +108,12 @@ async fn probe_once(conn: &mut Option<PgConnection>, options: &PgConnectOptions)
     }
 }
 
-async fn probe_loop(health: Weak<DbHealth>, options: PgConnectOptions) {
+async fn probe_loop(
+    health: Weak<DbHealth>,
+    options: PgConnectOptions,
+    suspicion: Arc<Suspicion>,
+    pool: WeakPool,
+) {
     let mut conn: Option<PgConnection> = None;
     loop {
         {
@@ -116,6 +134,12 @@ async fn probe_loop(health: Weak<DbHealth>, options: PgConnectOptions) {
         let Some(state) = health.upgrade() else {
             return;
         };
+        if state.is_healthy() != ok {
+            suspicion.raise();
+            if !ok && let Some(pool) = pool.upgrade() {
+                pool.retain(|_, _| false);
+            }
+        }
         state.set(ok);
     }
 }

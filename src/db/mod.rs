@@ -1,17 +1,18 @@
-//! The connection pool: options from the configuration, connecting with back-off at start,
-//! creating the application database on a fresh server, counting statements, and failing fast
-//! while the database is unreachable.
+//! The one road to PostgreSQL. Every statement the server runs goes through [`Db`]: reads,
+//! single-statement writes and transactions, with the same pool, bounds, timeouts, failure
+//! classification and counters. Services build statements (with SeaORM's query builder or as
+//! fixed text) and hand them here; nothing else holds a connection.
 
 mod health;
 pub mod numeric;
-mod shared;
+pub mod pool;
+pub mod rows;
 pub mod temporal;
 
 pub use health::DbHealth;
-use shared::{Role, Sharing};
-pub use shared::{Rows, fresh_since};
 
 use std::{
+    future::Future,
     sync::{
         Arc,
         atomic::{AtomicU64, Ordering},
@@ -19,26 +20,25 @@ use std::{
     time::Duration,
 };
 
-use std::future::Future;
-
+use deadpool::managed::{PoolError, QueueMode, Timeouts};
 use sea_orm::{
-    ConnAcquireErr, ConnectOptions, ConnectionTrait, Database, DatabaseConnection,
-    DatabaseConnectionType, DatabaseTransaction, DbErr, RuntimeErr, Statement, TransactionTrait,
+    ConnAcquireErr, ConnectOptions, Database, DatabaseConnection, DbErr, RuntimeErr, Statement,
+    Values,
     sqlx::{
-        self, Connection, PgConnection, PgPool,
+        self, Connection, Executor, PgConnection,
         postgres::{PgConnectOptions, PgRow},
     },
 };
 use tokio::time::Instant;
 
+use self::pool::{Checkout, PgManager, Pool, Suspicion, breaks_connection};
 use crate::{
     config::DatabaseConfig,
-    error::{AppError, ErrorCode},
+    error::{AppError, DbErrorClass, classify_db_error},
     slots::ExecutionSlots,
 };
 
-/// Statement counters fed by SeaORM's metric callback (every statement, pooled or in a
-/// transaction). Tests read them to prove how many statements a request costs.
+/// Statement counters. Tests read them to prove how many statements a request costs.
 #[derive(Debug, Default)]
 pub struct DbStats {
     statements: AtomicU64,
@@ -73,25 +73,87 @@ impl DbStats {
     }
 }
 
-/// The application's handle on PostgreSQL.
-#[derive(Debug, Clone)]
-pub struct Db {
-    /// The SeaORM pool.
-    pub conn: DatabaseConnection,
-    /// The same pool as sqlx's, for [`Db::fetch_all`] (always there for PostgreSQL).
-    pool: Option<PgPool>,
-    stats: Arc<DbStats>,
-    health: Arc<DbHealth>,
-    /// Turns for read statements ([`Db::limit_reads`]; unlimited by default).
-    reads: Arc<ExecutionSlots>,
-    /// Identical reads waiting at once share one execution ([`Db::share_identical_reads`]).
-    sharing: Option<Arc<Sharing>>,
+/// How the pool's connections are used right now, for metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStatus {
+    /// Connections open.
+    pub size: usize,
+    /// Of those, idle in the pool.
+    pub idle: usize,
+    /// Tasks waiting for a connection.
+    pub waiting: usize,
+    /// The most connections the pool opens.
+    pub max: usize,
 }
 
-/// The error of a read whose turn cannot come (the bound's semaphore closed; never in
-/// practice), as SeaORM reports a pool that is closed.
-fn closed() -> DbErr {
-    DbErr::ConnectionAcquire(ConnAcquireErr::ConnectionClosed)
+/// The application's handle on PostgreSQL (cheap to clone).
+#[derive(Clone)]
+pub struct Db {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pool: Pool,
+    suspicion: Arc<Suspicion>,
+    stats: DbStats,
+    health: Arc<DbHealth>,
+    /// Turns for reads (`DB_MAX_CONCURRENT_READS`).
+    reads: ExecutionSlots,
+    /// Turns for writes (`DB_MAX_CONCURRENT_WRITES`): writes queued on one row lock cannot
+    /// take every connection and stall the reads.
+    writes: ExecutionSlots,
+    /// Whether statements may be kept prepared on their connection (not behind a pooler in
+    /// transaction mode).
+    persistent: bool,
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db")
+            .field("pool", &self.pool_status())
+            .finish_non_exhaustive()
+    }
+}
+
+/// An error that is not a statement's: the pool could not give a connection (`why` goes to
+/// the log, the client sees the code's generic message).
+fn unavailable(why: &str) -> AppError {
+    tracing::debug!(why, "database unavailable");
+    AppError::ServiceUnavailable(Some(DbErr::ConnectionAcquire(ConnAcquireErr::Timeout)))
+}
+
+/// A statement error as SeaORM's driver would report it (callers classify `DbErr`s).
+fn query_error(err: sqlx::Error) -> DbErr {
+    DbErr::Query(RuntimeErr::SqlxError(err.into()))
+}
+
+/// What a failed read means: the database went away (retry later), ran out of time, or
+/// something else.
+fn read_error(err: sqlx::Error) -> AppError {
+    AppError::from_db(query_error(err))
+}
+
+/// What a failed write statement means for its outcome. A connection that breaks while the
+/// statement may have reached PostgreSQL leaves the outcome unknown, except when the server
+/// answered the statement with a session-ending error (`57P01` admin shutdown, `57P03` cannot
+/// connect now, a connection exception): PostgreSQL ends a session at a point where its
+/// transaction is not committed, so such a write certainly did not commit. A write that
+/// failed before reaching the server (a broken pipe on send) did not commit either.
+fn write_error(err: sqlx::Error) -> AppError {
+    let not_sent = match &err {
+        sqlx::Error::Io(io) => io.kind() == std::io::ErrorKind::BrokenPipe,
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|c| c == "57P01" || c == "57P03" || c.starts_with("08")),
+        _ => false,
+    };
+    let db_err = query_error(err);
+    match classify_db_error(&db_err) {
+        DbErrorClass::Unavailable if not_sent => AppError::ServiceUnavailable(Some(db_err)),
+        DbErrorClass::Unavailable => AppError::CommitOutcomeUnknown(db_err),
+        DbErrorClass::Timeout => AppError::Timeout,
+        DbErrorClass::Other => AppError::Database(db_err),
+    }
 }
 
 /// Completes when `deadline` passes; never when there is none.
@@ -102,308 +164,449 @@ pub async fn expiry(deadline: Option<Instant>) {
     }
 }
 
-impl Db {
-    /// Wraps a pool, hooking the statement counters into it. Without a probe the database is
-    /// assumed reachable (command-line tools).
-    pub fn new(mut conn: DatabaseConnection) -> Db {
-        let stats = Arc::new(DbStats::default());
-        let counter = Arc::clone(&stats);
-        conn.set_metric_callback(move |info| {
-            counter.record(&info.statement.sql, info.elapsed, info.failed);
-        });
-        // Matching the variant first: `get_postgres_connection_pool` panics on any other.
-        let pool = matches!(
-            conn.inner,
-            DatabaseConnectionType::SqlxPostgresPoolConnection(_)
-        )
-        .then(|| conn.get_postgres_connection_pool().clone());
-        Db {
-            conn,
-            pool,
-            stats,
-            health: Arc::new(DbHealth::default()),
-            reads: Arc::new(ExecutionSlots::new(0)),
-            sharing: None,
-        }
-    }
+/// A transaction in progress, from [`Db::begin`]: statements run on its one connection until
+/// [`Tx::finish`] commits (or rolls back). Dropped unfinished (the request went away, its
+/// deadline passed), its connection is closed, which rolls the transaction back.
+pub struct Tx<'d> {
+    db: &'d Db,
+    checkout: Checkout,
+    _turn: crate::slots::Slot<'d>,
+}
 
-    /// At most `limit` read statements through [`Db::fetch_all`] at once (0: no limit); the
-    /// others wait their turn, in arrival order, before taking a connection.
-    ///
-    /// PostgreSQL does the most work with a few active backends per core; past that they only
-    /// compete for the cores, with each other and, when the server shares the machine, with
-    /// the server's own threads (the well-known pool-sizing rule of thumb is about two active
-    /// connections per core). The pool stays larger for writes, which mostly wait for their
-    /// commit's flush and share it the more of them commit together. Measured in interleaved
-    /// pairs with 6 on two cores against none, at 32 clients: the p99 was lower in 17 of 17
-    /// pairs over the five benchmark workloads (`bench/README.md`).
-    pub fn limit_reads(mut self, limit: usize) -> Db {
-        self.reads = Arc::new(ExecutionSlots::new(limit));
-        self
-    }
-
-    /// Whether identical reads at the same time share one execution (see `src/db/shared.rs`):
-    /// a read joins an identical statement that waits for its turn, or, within a read-only
-    /// operation ([`fresh_since`]), one that is running and started after the operation
-    /// began, so that its rows are as fresh as its own execution's would be.
-    pub fn share_identical_reads(mut self, on: bool) -> Db {
-        self.sharing = on.then(|| Arc::new(Sharing::default()));
-        self
-    }
-
-    /// Reads answered by an identical read's execution since start
-    /// ([`Db::share_identical_reads`]).
-    pub fn reads_shared(&self) -> u64 {
-        self.sharing.as_ref().map_or(0, |s| s.shared())
-    }
-
-    /// Read statements running now under the bound (0 when reads are not limited).
-    pub fn reads_running(&self) -> usize {
-        self.reads.running()
-    }
-
-    /// Reads waiting now: for their turn, or for the execution of an identical read they
-    /// joined ([`Db::share_identical_reads`]).
-    pub fn reads_waiting(&self) -> u64 {
-        self.reads.waiting() + self.sharing.as_ref().map_or(0, |s| s.joined())
-    }
-
-    /// As [`Db::new`], plus a background probe of `url` that keeps [`Db::health`] current.
-    /// Needs a Tokio runtime; the probe stops when the last clone of the handle is dropped.
-    pub fn with_probe(conn: DatabaseConnection, url: &str) -> Db {
-        let db = Db::new(conn);
-        match url.parse::<PgConnectOptions>() {
-            Ok(options) => {
-                let options = options.application_name("titanbay-probe");
-                health::spawn_probe(&db.health, options);
-            }
-            Err(e) => tracing::warn!(error = %e, "cannot parse DATABASE_URL for the health probe"),
-        }
-        db
-    }
-
-    /// The rows of one statement (a read, or an autocommit write that returns rows), run on
-    /// the pool straight through sqlx and counted like every other statement.
-    ///
-    /// The hot statements (a fund by id, pages of investments, `createInvestment`) go this
-    /// way: SeaORM's `query_all_raw` for the same call moves boxed futures of about 15 KB
-    /// three times and copies the values and the text once more (a fifth of W1's
-    /// instructions, about 5 % of the server's cycles). Errors are SeaORM's, mapped as its own
-    /// driver maps them, so callers classify them the same way.
-    ///
-    /// For reads: it waits for a turn when reads are limited ([`Db::limit_reads`]), and it
-    /// shares the execution of an identical read when one may answer it
-    /// ([`Db::share_identical_reads`]).
-    pub async fn fetch_all(&self, mut stmt: Statement) -> Result<Rows, DbErr> {
-        let Some(sharing) = &self.sharing else {
-            // Held until the rows are in: the statement and its connection count as running.
-            let _turn = self.reads.acquire(None).await.ok_or_else(closed)?;
-            return self.run(stmt).await.map(Arc::new);
-        };
-        let floor = shared::current_floor();
-        loop {
-            let (ticket, stmt) = match sharing.join(stmt, floor) {
-                Role::Leader(ticket, stmt) => (ticket, stmt),
-                // A follower holds no turn while it waits: the leader it waits for may need
-                // one.
-                Role::Follower(rows, again) => match rows.await {
-                    Ok(outcome) => {
-                        sharing.record_shared();
-                        return outcome;
-                    }
-                    // The leader's request went away before the rows were in.
-                    Err(_) => {
-                        stmt = again;
-                        continue;
-                    }
-                },
-            };
-            // Dropped before it finishes (the request went away), the ticket sends its
-            // followers to ask again.
-            let _turn = self.reads.acquire(None).await.ok_or_else(closed)?;
-            ticket.start();
-            let outcome = self.run(stmt).await.map(Arc::new);
-            ticket.finish().send(&outcome);
-            return outcome;
-        }
-    }
-
-    /// As [`Db::fetch_all`], for an autocommit write that returns rows: it never waits for a
-    /// read's turn.
-    pub async fn write_returning(&self, stmt: Statement) -> Result<Vec<PgRow>, DbErr> {
-        self.run(stmt).await
-    }
-
-    async fn run(&self, stmt: Statement) -> Result<Vec<PgRow>, DbErr> {
-        let Some(pool) = &self.pool else {
-            return Err(DbErr::Custom(
-                "statements need a PostgreSQL pool".to_owned(),
-            ));
+impl Tx<'_> {
+    /// The rows of one statement inside the transaction.
+    pub async fn fetch_all(&mut self, stmt: Statement) -> Result<Vec<PgRow>, AppError> {
+        let Some(conn) = self.checkout.conn() else {
+            return Err(unavailable("the transaction's connection is gone"));
         };
         let Statement { sql, values, .. } = stmt;
-        // The text moves into the query; it is kept for the debug log only when that is on.
-        let logged =
-            tracing::enabled!(target: "titanbay::sql", tracing::Level::DEBUG).then(|| sql.clone());
-        let values = sea_query_sqlx::SqlxValues(values.unwrap_or(sea_orm::Values(Vec::new())));
-        // As in SeaORM: a connection that cannot be had is not a statement run. The acquiring
-        // future (which may open a connection) is large: boxed, it does not make every future
-        // awaiting this one as large, to be moved along with them.
-        let mut conn = Box::pin(pool.acquire()).await.map_err(acquire_error)?;
         let started = std::time::Instant::now();
-        let result = sqlx::query_with(sqlx::AssertSqlSafe(sql), values)
-            .fetch_all(&mut *conn)
-            .await
-            .map_err(|e| DbErr::Query(RuntimeErr::SqlxError(e.into())));
-        drop(conn);
-        self.stats.record(
-            logged.as_deref().unwrap_or_default(),
-            started.elapsed(),
-            result.is_err(),
-        );
-        result
+        let result = sqlx::query_with(sqlx::AssertSqlSafe(sql.clone()), sql_values(values))
+            .persistent(self.db.inner.persistent)
+            .fetch_all(conn)
+            .await;
+        self.db
+            .inner
+            .stats
+            .record(&sql, started.elapsed(), result.is_err());
+        match result {
+            Ok(rows) => Ok(rows),
+            Err(e) => {
+                if breaks_connection(&e) {
+                    self.checkout.discard();
+                    self.db.inner.health.suspect();
+                }
+                // Nothing commits before COMMIT: a failure here is never an unknown outcome.
+                Err(read_error(e))
+            }
+        }
     }
 
-    /// The statement counters.
-    pub fn stats(&self) -> &DbStats {
-        &self.stats
+    /// The first row of one statement inside the transaction, if any.
+    pub async fn fetch_optional(&mut self, stmt: Statement) -> Result<Option<PgRow>, AppError> {
+        Ok(self.fetch_all(stmt).await?.into_iter().next())
+    }
+
+    /// Runs one statement inside the transaction for its effect.
+    pub async fn execute(&mut self, stmt: Statement) -> Result<(), AppError> {
+        self.fetch_all(stmt).await.map(|_| ())
+    }
+
+    /// Ends the transaction with `result`: commits when it is `Ok` (then returns it), rolls
+    /// back otherwise (and returns the error). A commit that fails leaves the outcome
+    /// unknown, which is reported as such (`INTERNAL_SERVER_ERROR`), except when the commit
+    /// certainly did not reach the server.
+    pub async fn finish<T>(mut self, result: Result<T, AppError>) -> Result<T, AppError> {
+        if let Err(e) = &result
+            && matches!(
+                e.code(),
+                crate::error::ErrorCode::ServiceUnavailable
+                    | crate::error::ErrorCode::RequestTimeout
+            )
+        {
+            // The work was abandoned (perhaps mid-statement): the connection is closed when
+            // `self` is dropped, which rolls the transaction back.
+            return result;
+        }
+        let command = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
+        let Some(conn) = self.checkout.conn() else {
+            return result.and(Err(unavailable("the transaction's connection is gone")));
+        };
+        let started = std::time::Instant::now();
+        let ended = conn
+            .execute(sqlx::raw_sql(sqlx::AssertSqlSafe(command)))
+            .await
+            .map(|_| ());
+        self.db
+            .inner
+            .stats
+            .record(command, started.elapsed(), ended.is_err());
+        self.checkout.finished(&ended);
+        let value = result?;
+        ended.map_err(|e| {
+            self.db.inner.health.suspect();
+            match write_error(e) {
+                AppError::Database(err) => AppError::CommitOutcomeUnknown(err),
+                other => other,
+            }
+        })?;
+        Ok(value)
+    }
+}
+
+fn sql_values(values: Option<Values>) -> sea_query_sqlx::SqlxValues {
+    sea_query_sqlx::SqlxValues(values.unwrap_or(Values(Vec::new())))
+}
+
+impl Db {
+    /// Opens the pool on `url` with the configuration's settings and opens its
+    /// `DB_MIN_CONNECTIONS` connections; starts the health probe and the pool's upkeep (both
+    /// stop when the last handle is dropped). Needs a Tokio runtime.
+    pub async fn connect(cfg: &DatabaseConfig, url: &str) -> Result<Db, DbErr> {
+        let options = connect_options(cfg, url)?;
+        let suspicion = Arc::new(Suspicion::default());
+        let manager = PgManager::new(
+            options.clone(),
+            cfg.ping_idle_after,
+            cfg.max_lifetime,
+            Arc::clone(&suspicion),
+        );
+        let max = cfg.max_connections.max(1) as usize;
+        let pool = Pool::builder(manager)
+            .max_size(max)
+            .queue_mode(QueueMode::Lifo)
+            .timeouts(Timeouts {
+                wait: Some(cfg.acquire_timeout),
+                create: Some(cfg.connect_timeout),
+                recycle: Some(cfg.connect_timeout),
+            })
+            .runtime(deadpool::Runtime::Tokio1)
+            .build()
+            .map_err(|e| DbErr::Custom(format!("building the connection pool: {e}")))?;
+        let reads = cfg.max_concurrent_reads;
+        let writes = cfg.max_concurrent_writes.unwrap_or_else(|| {
+            // The rest of the pool, leaving the reads their share (and one spare).
+            max.saturating_sub(reads.min(max)).max(1)
+        });
+        let db = Db {
+            inner: Arc::new(Inner {
+                pool,
+                suspicion,
+                stats: DbStats::default(),
+                health: Arc::new(DbHealth::default()),
+                reads: ExecutionSlots::new(reads),
+                writes: ExecutionSlots::new(writes),
+                persistent: cfg.persistent_statements(),
+            }),
+        };
+        db.fill_to(cfg.min_connections.min(cfg.max_connections) as usize)
+            .await;
+        health::spawn_probe(
+            &db.inner.health,
+            options.application_name("titanbay-probe"),
+            Arc::clone(&db.inner.suspicion),
+            db.inner.pool.weak(),
+        );
+        spawn_upkeep(&db, cfg);
+        Ok(db)
+    }
+
+    /// Opens connections until the pool holds `min` (or one fails), for the warm start and the
+    /// upkeep's top-up.
+    async fn fill_to(&self, min: usize) {
+        let missing = min.saturating_sub(self.inner.pool.status().size);
+        if missing == 0 {
+            return;
+        }
+        let mut held = Vec::with_capacity(missing);
+        for _ in 0..missing {
+            match self
+                .inner
+                .pool
+                .timeout_get(&no_wait(&self.inner.pool))
+                .await
+            {
+                Ok(conn) => held.push(conn),
+                Err(_) => break,
+            }
+        }
     }
 
     /// Reachability as last probed.
     pub fn health(&self) -> &DbHealth {
-        &self.health
+        &self.inner.health
+    }
+
+    /// The statement counters.
+    pub fn stats(&self) -> &DbStats {
+        &self.inner.stats
+    }
+
+    /// The pool's connections now.
+    pub fn pool_status(&self) -> PoolStatus {
+        let status = self.inner.pool.status();
+        PoolStatus {
+            size: status.size,
+            idle: status.available,
+            waiting: status.waiting,
+            max: status.max_size,
+        }
+    }
+
+    /// Read statements running now under their bound, and waiting for a turn.
+    pub fn reads_in_progress(&self) -> (usize, u64) {
+        (self.inner.reads.running(), self.inner.reads.waiting())
+    }
+
+    /// Write statements and transactions running now under their bound, and waiting.
+    pub fn writes_in_progress(&self) -> (usize, u64) {
+        (self.inner.writes.running(), self.inner.writes.waiting())
     }
 
     /// `SERVICE_UNAVAILABLE` at once while the database is known to be unreachable.
     pub fn ensure_reachable(&self) -> Result<(), AppError> {
-        if self.health.is_healthy() {
+        if self.inner.health.is_healthy() {
             Ok(())
         } else {
             Err(AppError::ServiceUnavailable(None))
         }
     }
 
+    /// A connection from the pool (`SERVICE_UNAVAILABLE` when none can be had in time).
+    async fn checkout(&self) -> Result<Checkout, AppError> {
+        // Boxed: the acquiring future (which may open a connection) is large, and would
+        // otherwise make every future awaiting this one as large.
+        match Box::pin(self.inner.pool.get()).await {
+            Ok(object) => Ok(Checkout::new(object, Arc::clone(&self.inner.suspicion))),
+            Err(PoolError::Backend(e)) => {
+                self.inner.health.suspect();
+                Err(AppError::ServiceUnavailable(Some(query_error(e))))
+            }
+            Err(PoolError::Timeout(_)) => {
+                self.inner.health.suspect();
+                Err(unavailable("no connection became free in time"))
+            }
+            Err(_) => Err(unavailable("the pool is closed")),
+        }
+    }
+
+    /// Runs one statement on a checked-out connection, counting it.
+    async fn run(
+        &self,
+        checkout: &mut Checkout,
+        stmt: &Statement,
+    ) -> Result<Vec<PgRow>, sqlx::Error> {
+        let Some(conn) = checkout.start() else {
+            return Err(sqlx::Error::PoolClosed);
+        };
+        let started = std::time::Instant::now();
+        let result = sqlx::query_with(
+            sqlx::AssertSqlSafe(stmt.sql.clone()),
+            sql_values(stmt.values.clone()),
+        )
+        .persistent(self.inner.persistent)
+        .fetch_all(conn)
+        .await;
+        checkout.finished(&result);
+        self.inner
+            .stats
+            .record(&stmt.sql, started.elapsed(), result.is_err());
+        result
+    }
+
+    /// The rows of one read statement. Reads wait their turn under `DB_MAX_CONCURRENT_READS`.
+    /// A read whose connection turns out to be broken (a restarted database, a terminated
+    /// backend) is run once more on another connection: reads change nothing, so the client
+    /// only sees the error when the database is really gone.
+    pub async fn fetch_all(&self, stmt: Statement) -> Result<Vec<PgRow>, AppError> {
+        self.ensure_reachable()?;
+        let Some(_turn) = self.inner.reads.acquire(None).await else {
+            return Err(unavailable("the read turns are closed"));
+        };
+        let mut retried = false;
+        loop {
+            let mut checkout = self.checkout().await?;
+            match self.run(&mut checkout, &stmt).await {
+                Ok(rows) => return Ok(rows),
+                Err(e) if breaks_connection(&e) && !retried => {
+                    tracing::info!(error = %e, "a pooled connection was broken; reading again on another");
+                    self.inner.health.suspect();
+                    retried = true;
+                }
+                Err(e) => {
+                    if breaks_connection(&e) {
+                        self.inner.health.suspect();
+                    }
+                    return Err(read_error(e));
+                }
+            }
+        }
+    }
+
+    /// The first row of one read statement, if any.
+    pub async fn fetch_optional(&self, stmt: Statement) -> Result<Option<PgRow>, AppError> {
+        Ok(self.fetch_all(stmt).await?.into_iter().next())
+    }
+
     /// Runs `work` unless the database becomes unreachable or `deadline` passes first; then
-    /// the work is dropped (for a transaction, before its commit: nothing was committed).
+    /// the work is dropped with `SERVICE_UNAVAILABLE` or `REQUEST_TIMEOUT` (for a transaction:
+    /// before its commit was sent, so nothing was committed).
     pub async fn guard<T>(
         &self,
         deadline: Option<Instant>,
         work: impl Future<Output = Result<T, AppError>>,
     ) -> Result<T, AppError> {
         self.ensure_reachable()?;
-        let expiry = expiry(deadline);
-        let result = tokio::select! {
+        tokio::select! {
             result = work => result,
-            () = self.health.unreachable() => Err(AppError::ServiceUnavailable(None)),
-            () = expiry => Err(AppError::Timeout),
-        };
-        if let Err(e) = &result
-            && e.code() == ErrorCode::ServiceUnavailable
-        {
-            self.health.suspect();
+            () = self.inner.health.unreachable() => Err(AppError::ServiceUnavailable(None)),
+            () = expiry(deadline) => Err(AppError::Timeout),
         }
-        result
     }
 
-    /// Runs one autocommit write statement. While the database is known to be unreachable it is
-    /// not sent (`SERVICE_UNAVAILABLE`); once it may have been sent, a database that becomes
-    /// unreachable or a deadline that passes leaves the outcome unknown, which is reported as
-    /// such (`INTERNAL_SERVER_ERROR`), never as success nor as `SERVICE_UNAVAILABLE`.
-    pub async fn single_write<T>(
+    /// Runs one autocommit write statement (it commits on its own) and returns its rows.
+    ///
+    /// While the database is known to be unreachable nothing is sent (`SERVICE_UNAVAILABLE`).
+    /// Once the statement may have been sent it is never abandoned: its answer always says
+    /// whether it committed, or that the outcome is unknown (`INTERNAL_SERVER_ERROR`), never
+    /// success for a failure nor `SERVICE_UNAVAILABLE` for a write that may have committed.
+    pub async fn write(
         &self,
         deadline: Option<Instant>,
-        work: impl Future<Output = Result<T, AppError>>,
-    ) -> Result<T, AppError> {
+        stmt: Statement,
+    ) -> Result<Vec<PgRow>, AppError> {
         self.ensure_reachable()?;
-        let expiry = expiry(deadline);
-        let unknown = |why: &str| AppError::CommitOutcomeUnknown(DbErr::Custom(why.to_owned()));
-        let result = tokio::select! {
-            result = work => result,
-            () = self.health.unreachable() => Err(unknown("the database became unreachable during a write")),
-            () = expiry => Err(unknown("the request deadline passed during a write")),
+        let Some(_turn) = self.inner.writes.acquire(deadline).await else {
+            return Err(AppError::Timeout);
         };
-        if let Err(e) = &result
-            && matches!(
-                e.code(),
-                ErrorCode::ServiceUnavailable | ErrorCode::InternalServerError
-            )
-        {
-            self.health.suspect();
-        }
-        result
-    }
-
-    /// Classifies the error of an autocommit write: no connection → `SERVICE_UNAVAILABLE`
-    /// (nothing was sent); cancelled by `statement_timeout` → `REQUEST_TIMEOUT` (rolled back);
-    /// a connection lost after sending → outcome unknown.
-    pub fn write_error(err: DbErr) -> AppError {
-        if matches!(err, DbErr::ConnectionAcquire(_)) {
-            return AppError::ServiceUnavailable(Some(err));
-        }
-        match crate::error::classify_db_error(&err) {
-            crate::error::DbErrorClass::Unavailable => AppError::CommitOutcomeUnknown(err),
-            crate::error::DbErrorClass::Timeout => AppError::Timeout,
-            crate::error::DbErrorClass::Other => AppError::Database(err),
-        }
-    }
-
-    /// Starts a transaction (guarded like [`Db::guard`]).
-    pub async fn begin(&self, deadline: Option<Instant>) -> Result<DatabaseTransaction, AppError> {
-        self.guard(deadline, async { Ok(self.conn.begin().await?) })
-            .await
-    }
-
-    /// Commits. A failure here leaves the outcome unknown, which is never reported as success
-    /// nor as `SERVICE_UNAVAILABLE`.
-    pub async fn commit(&self, txn: DatabaseTransaction) -> Result<(), AppError> {
-        txn.commit().await.map_err(|e| {
-            self.health.suspect();
-            AppError::CommitOutcomeUnknown(e)
+        let mut checkout = self.guard(deadline, self.checkout()).await?;
+        let result = self.run(&mut checkout, &stmt).await;
+        result.map_err(|e| {
+            if breaks_connection(&e) {
+                self.inner.health.suspect();
+            }
+            write_error(e)
         })
     }
-}
 
-/// A failure to get a connection from the pool, as SeaORM's driver reports it.
-fn acquire_error(err: sqlx::Error) -> DbErr {
-    match err {
-        sqlx::Error::PoolTimedOut => DbErr::ConnectionAcquire(ConnAcquireErr::Timeout),
-        sqlx::Error::PoolClosed => DbErr::ConnectionAcquire(ConnAcquireErr::ConnectionClosed),
-        e => DbErr::Conn(RuntimeErr::SqlxError(e.into())),
+    /// Begins a transaction on a connection of its own (waiting for a write turn under
+    /// `DB_MAX_CONCURRENT_WRITES`, until `deadline`). Run its statements inside
+    /// [`Db::guard`], then end it with [`Tx::finish`].
+    pub async fn begin(&self, deadline: Option<Instant>) -> Result<Tx<'_>, AppError> {
+        self.ensure_reachable()?;
+        let Some(turn) = self.inner.writes.acquire(deadline).await else {
+            return Err(AppError::Timeout);
+        };
+        let mut checkout = self.guard(deadline, self.checkout()).await?;
+        let began = match checkout.start() {
+            Some(conn) => conn
+                .execute(sqlx::raw_sql(sqlx::AssertSqlSafe("BEGIN")))
+                .await
+                .map(|_| ()),
+            None => return Err(unavailable("the pool is closed")),
+        };
+        if let Err(e) = began {
+            if breaks_connection(&e) {
+                checkout.discard();
+                self.inner.health.suspect();
+            }
+            return Err(read_error(e));
+        }
+        // Held in flight until COMMIT or ROLLBACK has been answered: dropped before, the
+        // connection is closed (and the transaction rolled back by the server).
+        Ok(Tx {
+            db: self,
+            checkout,
+            _turn: turn,
+        })
+    }
+
+    /// Runs SQL text with the simple query protocol (several statements allowed, no
+    /// parameters): for administration and tests, never for request data.
+    pub async fn execute_script(&self, sql: &str) -> Result<(), AppError> {
+        let mut checkout = self.checkout().await?;
+        let Some(conn) = checkout.start() else {
+            return Err(unavailable("the pool is closed"));
+        };
+        let result = conn
+            .execute(sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned())))
+            .await
+            .map(|_| ());
+        checkout.finished(&result);
+        result.map_err(read_error)
+    }
+
+    /// Closes every connection (at shutdown).
+    pub fn close(&self) {
+        self.inner.pool.close();
     }
 }
 
-/// Pool options from the configuration (the design guide's values by default).
-pub fn connect_options(cfg: &DatabaseConfig, url: &str) -> ConnectOptions {
-    let mut opt = ConnectOptions::new(url.to_owned());
-    opt.max_connections(cfg.max_connections.max(1))
-        .min_connections(cfg.min_connections.min(cfg.max_connections))
-        .acquire_timeout(cfg.acquire_timeout)
-        .connect_timeout(cfg.connect_timeout)
-        .max_lifetime(cfg.max_lifetime)
-        .idle_timeout(Duration::from_secs(600))
-        .set_application_name("titanbay")
-        .sqlx_logging(false);
-    if cfg.ping_idle_after.is_zero() {
-        opt.test_before_acquire(true);
-    } else {
-        // A connection used within the last second is known to be alive; pinging it on every
-        // checkout would double the round trips of a point lookup.
-        opt.test_before_acquire_if_idle_for(cfg.ping_idle_after);
+/// Timeouts for taking a connection without waiting for one to come free.
+fn no_wait(pool: &Pool) -> Timeouts {
+    Timeouts {
+        wait: Some(Duration::ZERO),
+        ..pool.timeouts()
     }
+}
+
+/// How often the pool's upkeep runs.
+const UPKEEP_EVERY: Duration = Duration::from_secs(5);
+
+/// Closes connections idle longer than `idle_timeout` beyond the minimum and those past their
+/// lifetime, and opens connections up to the minimum while the database is reachable.
+fn spawn_upkeep(db: &Db, cfg: &DatabaseConfig) {
+    let weak = Arc::downgrade(&db.inner);
+    let min = cfg.min_connections.min(cfg.max_connections) as usize;
+    let (idle_timeout, max_lifetime) = (cfg.idle_timeout, cfg.max_lifetime);
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(UPKEEP_EVERY).await;
+            let Some(inner) = weak.upgrade() else { return };
+            let db = Db { inner };
+            let mut spare = db.inner.pool.status().size.saturating_sub(min);
+            db.inner.pool.retain(|_, metrics| {
+                let idle_too_long = metrics.last_used() >= idle_timeout && spare > 0;
+                let keep = metrics.age() < max_lifetime && !idle_too_long;
+                if !keep {
+                    spare = spare.saturating_sub(1);
+                }
+                keep
+            });
+            if db.inner.health.is_healthy() {
+                db.fill_to(min).await;
+            }
+        }
+    });
+}
+
+/// The connect options of `url` with the configuration's session settings.
+pub fn connect_options(cfg: &DatabaseConfig, url: &str) -> Result<PgConnectOptions, DbErr> {
+    let options: PgConnectOptions = url
+        .parse()
+        .map_err(|e: sqlx::Error| DbErr::Conn(RuntimeErr::Internal(e.to_string())))?;
+    let mut settings = vec![
+        // Every statement of this server is a prepared keyset seek whose best plan does not
+        // depend on its parameters. PostgreSQL's default (`auto`) re-plans a prepared
+        // statement for every execution whenever the custom plan looks cheaper than the
+        // generic one, which is always the case for the `unnest($1)` batches: planning then
+        // cost more than executing (W2's page: 0.3–0.5 ms of planning for 0.2 ms of work).
+        // `tests/nested.rs` checks the generic plans for index seeks without a sort.
+        (
+            "plan_cache_mode".to_owned(),
+            "force_generic_plan".to_owned(),
+        ),
+    ];
     if !cfg.statement_timeout.is_zero() {
-        opt.statement_timeout(cfg.statement_timeout);
+        settings.push((
+            "statement_timeout".to_owned(),
+            cfg.statement_timeout.as_millis().to_string(),
+        ));
     }
-    // Every statement of this server is a prepared keyset seek whose best plan does not depend
-    // on its parameters. PostgreSQL's default (`auto`) re-plans a prepared statement for every
-    // execution whenever the custom plan looks cheaper than the generic one, which is always
-    // the case for the `unnest($1)` batches (the custom plan sees the array's length): planning
-    // then costs more than executing (W2's page: 0.3–0.5 ms of planning for 0.2 ms of work).
-    // The generic plan is made once per connection and statement, and stays the same for every
-    // parameter value, which `tests/nested.rs` checks for index seeks without a sort.
-    opt.map_sqlx_postgres_opts(|o| o.options([("plan_cache_mode", "force_generic_plan")]));
-    opt
+    Ok(options.application_name("titanbay").options(settings))
 }
 
-/// `host/database` of a URL, for logs: never the password.
+/// `host:port/database` of a URL, for logs: never the password.
 pub fn describe_url(url: &str) -> String {
     match url.parse::<PgConnectOptions>() {
         Ok(o) => format!(
@@ -416,8 +619,7 @@ pub fn describe_url(url: &str) -> String {
     }
 }
 
-/// Opens one connection, bounded by the connect timeout (the pool's own first connect would
-/// instead wait for its acquire timeout).
+/// Opens one connection, bounded by the connect timeout.
 async fn probe(cfg: &DatabaseConfig, url: &str) -> Result<(), String> {
     let options: PgConnectOptions = url.parse().map_err(|e: sqlx::Error| e.to_string())?;
     match tokio::time::timeout(cfg.connect_timeout, PgConnection::connect_with(&options)).await {
@@ -430,23 +632,20 @@ async fn probe(cfg: &DatabaseConfig, url: &str) -> Result<(), String> {
     }
 }
 
-/// Connects, retrying with exponential back-off (0.5 s doubling to 8 s) for up to
-/// `cfg.startup_retry`, logging each failed attempt; then opens the pool.
-pub async fn connect_with_retry(
-    cfg: &DatabaseConfig,
-    url: &str,
-) -> Result<DatabaseConnection, DbErr> {
+/// Waits for PostgreSQL at `url` to accept connections, retrying with exponential back-off
+/// (0.5 s doubling to 8 s) for up to `cfg.startup_retry` and logging each failed attempt.
+pub async fn wait_until_reachable(cfg: &DatabaseConfig, url: &str) -> Result<(), DbErr> {
     let target = describe_url(url);
-    let started = tokio::time::Instant::now();
+    let started = Instant::now();
     let mut delay = Duration::from_millis(500);
     let mut attempt = 1u32;
     loop {
         match probe(cfg, url).await {
-            Ok(()) => break,
+            Ok(()) => return Ok(()),
             Err(err) => {
                 if started.elapsed() + delay > cfg.startup_retry {
                     tracing::error!(%target, attempt, error = %err, "giving up connecting to PostgreSQL");
-                    return Err(DbErr::Conn(sea_orm::RuntimeErr::Internal(format!(
+                    return Err(DbErr::Conn(RuntimeErr::Internal(format!(
                         "PostgreSQL at {target} is unreachable after {attempt} attempts: {err}"
                     ))));
                 }
@@ -457,14 +656,26 @@ pub async fn connect_with_retry(
             }
         }
     }
-    Database::connect(connect_options(cfg, url)).await
+}
+
+/// A single SeaORM connection to `url`, for running migrations and other tools (never used
+/// for requests: those go through [`Db`]).
+pub async fn tool_connection(url: &str) -> Result<DatabaseConnection, DbErr> {
+    let mut opt = ConnectOptions::new(url.to_owned());
+    opt.max_connections(1)
+        .min_connections(0)
+        .sqlx_logging(false)
+        .set_application_name("titanbay-tool")
+        // The migrator's `CREATE TABLE IF NOT EXISTS` bookkeeping would otherwise have
+        // PostgreSQL send "relation … already exists, skipping" notices at every start.
+        .map_sqlx_postgres_opts(|o| o.options([("client_min_messages", "warning")]));
+    Database::connect(opt).await
 }
 
 /// Creates database `name` through `admin_url` unless it exists.
 pub async fn ensure_database(admin_url: &str, name: &str) -> Result<(), DbErr> {
-    let mut opt = ConnectOptions::new(admin_url.to_owned());
-    opt.max_connections(1).sqlx_logging(false);
-    let admin = Database::connect(opt).await?;
+    use sea_orm::ConnectionTrait;
+    let admin = tool_connection(admin_url).await?;
     let exists = admin
         .query_one_raw(Statement::from_sql_and_values(
             admin.get_database_backend(),

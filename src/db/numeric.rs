@@ -7,6 +7,9 @@
 
 use rust_decimal::Decimal;
 
+/// PostgreSQL's type id of `NUMERIC`.
+pub const NUMERIC_OID: u32 = 1700;
+
 const POSITIVE: u16 = 0x0000;
 const NEGATIVE: u16 = 0x4000;
 

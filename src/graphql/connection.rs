@@ -1,25 +1,28 @@
 //! Relay cursor connections: `edges`, `nodes`, `pageInfo` and a `totalCount` computed only
 //! when selected.
 
+use std::sync::Arc;
+
 use async_graphql::{Context, Object, OutputType, SimpleObject};
 use uuid::Uuid;
 
 use super::{
     audit::AuditEvent,
-    context::{db, loader},
-    cursor::{CursorError, Scope},
-    fast::{FastObject, NodeList},
-    fund::Fund,
+    context::{db, limits, loader},
+    cursor::{self, CursorError, Scope},
+    fast::NodeList,
+    fund::{Fund, count_of},
     investment::Investment,
     investor::Investor,
-    loader::CountKey,
+    loader::PageKey,
+    model::{self, Declared},
 };
 use crate::{
     error::AppError,
     service::{
         self,
         fund::FundFilter,
-        investment::{Aggregate, Parent},
+        investment::{Aggregate, PageQuery, Parent},
         investor::InvestorFilter,
         page::{Direction, Page, PageWindow},
     },
@@ -114,7 +117,7 @@ impl<N: Node> Connection<N> {
     concrete(name = "InvestmentConnection", params(Investment)),
     concrete(name = "AuditEventConnection", params(AuditEvent))
 )]
-impl<N: Node + FastObject + Sync> Connection<N>
+impl<N: Node + Declared + Sync> Connection<N>
 where
     Edge<N>: OutputType,
 {
@@ -146,24 +149,15 @@ where
 
     /// Number of rows matching the filter, ignoring paging. Computed only when selected.
     async fn total_count(&self, ctx: &Context<'_>) -> async_graphql::Result<i32> {
-        let count: i64 = match &self.total {
-            TotalCount::Funds(filter) => {
-                service::fund::count_funds(&db(ctx)?.conn, filter).await? as i64
-            }
+        let count = match &self.total {
+            TotalCount::Funds(filter) => service::fund::count_funds(db(ctx)?, filter).await?,
             TotalCount::Investors(filter) => {
-                service::investor::count_investors(&db(ctx)?.conn, filter).await? as i64
+                service::investor::count_investors(db(ctx)?, filter).await?
             }
-            TotalCount::AuditEvents => {
-                service::audit::count_audit_events(&db(ctx)?.conn).await? as i64
+            TotalCount::AuditEvents => service::audit::count_audit_events(db(ctx)?).await?,
+            TotalCount::Investments(parent, id) => {
+                return count_of(ctx, *parent, Aggregate::Count, *id).await;
             }
-            TotalCount::Investments(parent, id) => loader(ctx)?
-                .load_one(CountKey {
-                    parent: *parent,
-                    aggregate: Aggregate::Count,
-                    id: *id,
-                })
-                .await?
-                .unwrap_or(0),
         };
         Ok(i32::try_from(count).unwrap_or(i32::MAX))
     }
@@ -225,6 +219,54 @@ impl PageArgs {
             probe: true,
         })
     }
+}
+
+/// A parent's investments page, through the batched loader (or fetched already with the
+/// parent's row, see [`super::query`]). When the client selects each investment's investor or
+/// fund, they are fetched in the page's own statement.
+pub async fn investments_of(
+    ctx: &Context<'_>,
+    parent: Parent,
+    parent_id: Uuid,
+    args: PageArgs,
+) -> async_graphql::Result<Connection<Investment>> {
+    let key = page_key(ctx, parent, parent_id, &args)?;
+    let page = loader(ctx)?
+        .load_page(key)
+        .await?
+        // Usually the only reference left by now, so the rows move instead of being copied.
+        .map(|page| Arc::try_unwrap(page).unwrap_or_else(|shared| (*shared).clone()))
+        .unwrap_or_default();
+    Ok(Connection::new(
+        page,
+        Scope::Investments(parent, parent_id),
+        TotalCount::Investments(parent, parent_id),
+        |row| row,
+    ))
+}
+
+/// The loader key of a parent's investments page, for the connection field of `ctx` (the
+/// current field): its window, and the related rows its selection reads.
+pub fn page_key(
+    ctx: &Context<'_>,
+    parent: Parent,
+    parent_id: Uuid,
+    args: &PageArgs,
+) -> Result<PageKey, AppError> {
+    let max_page_size = limits(ctx)
+        .map_err(|_| AppError::Internal("no limits in the schema data".to_owned()))?
+        .max_page_size;
+    let mut window = args.window(max_page_size, |c| {
+        cursor::decode_investment(c, parent, parent_id)
+    })?;
+    let set = &ctx.item.node.selection_set.node;
+    let selection = ctx.with_selection_set(&ctx.item.node.selection_set);
+    window.probe = model::selects(&selection, set, "InvestmentConnection", "pageInfo");
+    Ok(PageKey {
+        parent,
+        include: model::page_include::<Investment>(&selection, set),
+        query: PageQuery { parent_id, window },
+    })
 }
 
 /// Complexity of a connection field: its page size times the cost of what is selected in it,

@@ -1,117 +1,118 @@
-//! A fast path for lists of plain objects (and single objects looked up by id).
+//! The fast path: lists (and objects looked up by id) written straight to JSON from the field
+//! declarations, without a resolver per field.
 //!
-//! async-graphql resolves every field of every object through a boxed future, a context clone
-//! and a result map insertion; on a page of 500 investments with their investors that is most
-//! of the request's cost. When every field a list item selects is a value already in memory
-//! (scalars, `__typename`, and related rows fetched with the page), the item's response is
-//! built directly from the selection set here. The items of a list of funds or investors may
-//! also select their `investments` connection (`nodes`, `edges`, `pageInfo`): every item's
-//! page is then loaded in one loader batch, as the items' resolvers would load them, and
-//! written the same way. As soon as any item selects something else (`totalCount`, an
-//! aggregate, a cursor argument, a field behind a permission the caller lacks, a directive
-//! other than `@skip`/`@include`, a field selected twice under one name), the whole list falls
-//! back to async-graphql's own resolution, so the answer is the same either way (a test
-//! compares the two paths' bytes on many documents).
+//! async-graphql resolves every field of every object through a boxed future, a context and a
+//! map insertion; on a page of 500 investments with their investors that is most of the
+//! request's cost. When every field a list item selects can be answered from memory (values of
+//! the row, related rows fetched with its page, and — for the items of a list — their
+//! investments pages, loaded for the whole list in one batch), the selection is compiled once
+//! into a [`Plan`] from the type's [`Declared::FIELDS`] and every item is written with it.
+//!
+//! Nothing here knows a type or a field by name: it reads the declarations, so a field is
+//! answered here exactly as its resolver answers it (both evaluate the one declared
+//! expression; a test compares the two paths for every field of the schema). As soon as an
+//! item selects anything else (a field answered only by its resolver, one the caller may not
+//! read, a cursor argument, a directive, a response key twice), the whole list goes to
+//! async-graphql's own resolution.
 
 use std::{borrow::Cow, collections::HashMap, sync::Arc};
 
-use crate::{
-    auth::Scope,
-    domain,
-    service::{
-        investment::{Include, InvestmentKey, PageQuery, Parent},
-        page::{Page, PageWindow},
-    },
-};
 use async_graphql::{
-    ContextSelectionSet, Name, OutputType, Positioned, ScalarType, ServerResult, Value,
+    ContextSelectionSet, OutputType, Positioned, ServerResult, Value,
     parser::types::{Field, Selection, SelectionSet},
     registry,
-    resolver_utils::{EnumType, resolve_list},
+    resolver_utils::resolve_list,
 };
 
 use super::{
-    connection::Node,
-    cursor::Scope as ListScope,
-    fund::{Fund, GqlFundStatus},
-    investment::Investment,
-    investor::{GqlInvestorType, Investor},
+    connection::{Node, PageArgs},
+    context::limits,
+    cursor::{CursorError, Scope as ListScope},
     loader::{Loaders, PageKey},
-    policy::granted,
-    raw::{self, RawParts},
-    scalars::{Date, DateTime, Id, Money},
+    model::{Answer, Declared, allows, write_str},
+    raw::RawParts,
+};
+use crate::service::{
+    investment::{Include, InvestmentKey, InvestmentWith, PageQuery, Parent},
+    page::{Page, PageWindow},
 };
 
 /// Whether the fast path is on (schema data; on unless configured off).
 #[derive(Debug, Clone, Copy)]
 pub struct FastPath(pub bool);
 
-/// The fields of an object's response, in selection order.
-pub type Fields = async_graphql_value::indexmap::IndexMap<Name, Value>;
+/// Plans a type's selection (a type's [`plan`]).
+pub type PlanFn = fn(&ContextSelectionSet<'_>, &SelectionSet) -> Option<Plan>;
 
-/// An object that can build its response without resolvers when the selection allows.
-pub trait FastObject {
-    /// The GraphQL type name (for `__typename` and fragment type conditions).
-    const TYPE_NAME: &'static str;
+/// Compiles a connection's selection for its node type (a node type's [`connection_plan`]).
+pub type ConnectionPlanFn =
+    fn(&ContextSelectionSet<'_>, &SelectionSet, PageSpec) -> Option<ConnectionPlan>;
 
-    /// Whether field `name` is a scalar this type answers from memory for the caller. Asked
-    /// once per list: the caller's permissions are the same for every item.
-    fn has_leaf(ctx: &ContextSelectionSet<'_>, name: &str) -> bool;
+/// Writes a page of a connection's nodes (a node type's [`write_connection`]).
+pub type ConnectionWriter =
+    fn(&Page<InvestmentWith>, ListScope, &ConnectionPlan, &mut Vec<u8>) -> bool;
 
-    /// The value of field `name`, one that [`FastObject::has_leaf`] accepts (`None` for any
-    /// other name).
-    fn leaf(&self, name: &str) -> Option<Value>;
-
-    /// Writes the JSON of [`FastObject::leaf`]'s value for `name`, byte for byte as serde_json
-    /// writes it (types override it for their common fields, to skip the value); false for a
-    /// name that is not a leaf.
-    fn write_leaf(&self, name: &str, out: &mut Vec<u8>) -> bool {
-        write_value(out, self.leaf(name))
-    }
-
-    /// The related object field `name` answers with, when the caller may read it (`None`: not
-    /// such a field, or a caller that may not: resolvers answer it).
-    fn related(_ctx: &ContextSelectionSet<'_>, _name: &str) -> Option<Related> {
-        None
-    }
-
-    /// The related object, when it is in memory (fetched with the page).
-    fn child(&self, _related: Related) -> Option<Child<'_>> {
-        None
-    }
-
-    /// Whose investments the type's `investments` connection lists, if it has one.
-    const PARENT: Option<Parent> = None;
-
-    /// For the connection field `field` of a list item (a parent's `investments`): the page
-    /// every item of the list asks for, when the fast path may load them all at once.
-    fn page_spec(ctx: &ContextSelectionSet<'_>, field: &Positioned<Field>) -> Option<PageSpec> {
-        let parent = Self::PARENT?;
-        (field.node.name.node == "investments")
-            .then(|| super::fund::page_spec(ctx, field, parent))
-            .flatten()
-    }
-
-    /// The item's id, as the parent of its investments pages.
-    fn parent_id(&self) -> Option<uuid::Uuid> {
-        None
-    }
+/// A selection set compiled for one object type: per response key, in selection order, the
+/// bytes written before its value (`"key":`, after a comma unless first) and what answers it.
+#[derive(Debug)]
+pub struct Plan {
+    fields: Vec<(Vec<u8>, Step)>,
 }
 
-/// The investments page that every item of a list asks for through a connection field (see
-/// [`FastObject::page_spec`]): each item's is this with the item as the parent.
+/// What answers one response key of a [`Plan`].
+#[derive(Debug)]
+enum Step {
+    /// `__typename`.
+    Typename(&'static str),
+    /// A declared field answered from the object (its index in the type's fields).
+    Leaf(usize),
+    /// A related object, with the plan of its own selection.
+    Child(usize, Box<Plan>),
+    /// An investments connection of a list item: page number `.0` of the list's pages.
+    Page(usize, usize, Box<ConnectionPlan>),
+}
+
+/// A connection's selection, compiled.
+#[derive(Debug)]
+pub struct ConnectionPlan {
+    spec: PageSpec,
+    fields: Vec<(Vec<u8>, ConnectionStep)>,
+}
+
+#[derive(Debug)]
+enum ConnectionStep {
+    Typename,
+    Nodes(Plan),
+    Edges(Vec<(Vec<u8>, EdgeStep)>),
+    PageInfo(Vec<(Vec<u8>, InfoStep)>),
+}
+
+#[derive(Debug)]
+enum EdgeStep {
+    Typename,
+    Cursor,
+    Node(Plan),
+}
+
+#[derive(Debug)]
+enum InfoStep {
+    Typename,
+    HasNextPage,
+    HasPreviousPage,
+    StartCursor,
+    EndCursor,
+}
+
+/// The investments page that every item of a list asks for through a connection field: each
+/// item's is this with the item as the parent.
 #[derive(Debug, Clone)]
 pub struct PageSpec {
-    /// Whose investments.
-    pub parent: Parent,
-    /// The related rows fetched with the page.
-    pub include: Include,
-    /// The window: no cursor, so the same for every parent.
-    pub window: PageWindow<InvestmentKey>,
+    parent: Parent,
+    include: Include,
+    window: PageWindow<InvestmentKey>,
 }
 
 impl PageSpec {
-    /// The loader key of `parent_id`'s page.
     fn key(&self, parent_id: uuid::Uuid) -> PageKey {
         PageKey {
             parent: self.parent,
@@ -124,264 +125,194 @@ impl PageSpec {
     }
 }
 
-/// A kind of related object a list item may carry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Related {
-    /// An investment's fund.
-    Fund,
-    /// An investment's investor.
-    Investor,
-}
-
-/// A related object in memory (fetched with its page).
-pub enum Child<'a> {
-    /// The investment's fund.
-    Fund(&'a Fund),
-    /// The investment's investor.
-    Investor(&'a Investor),
-}
-
-/// Directives already applied before execution (async-graphql removes skipped selections).
-fn only_skip_include(directives: &[Positioned<async_graphql::parser::types::Directive>]) -> bool {
-    directives
-        .iter()
-        .all(|d| matches!(d.node.name.node.as_str(), "skip" | "include"))
-}
-
-/// Visits the fields of `set` for an object of type `type_name`, fragments expanded; stops
-/// (false) as soon as `visit` or the selection refuses.
-fn walk<'s>(
-    ctx: &'s ContextSelectionSet<'_>,
-    set: &'s SelectionSet,
+/// Compiles the fields of `set` on `type_name`: each response key once, with its prefix bytes
+/// and what `step` says answers it. `None` when a key repeats (field merging is left to
+/// async-graphql), a selection carries a directive, or `step` refuses a field.
+fn compile<S>(
+    ctx: &ContextSelectionSet<'_>,
+    set: &SelectionSet,
     type_name: &str,
-    visit: &mut dyn FnMut(&'s Positioned<Field>) -> bool,
+    mut step: impl FnMut(&Positioned<Field>) -> Option<S>,
+) -> Option<Vec<(Vec<u8>, S)>> {
+    let mut fields: Vec<(Vec<u8>, S)> = Vec::with_capacity(set.items.len());
+    let mut keys: Vec<String> = Vec::with_capacity(set.items.len());
+    if compile_into(ctx, set, type_name, &mut step, &mut keys, &mut fields) {
+        Some(fields)
+    } else {
+        None
+    }
+}
+
+fn compile_into<S>(
+    ctx: &ContextSelectionSet<'_>,
+    set: &SelectionSet,
+    type_name: &str,
+    step: &mut impl FnMut(&Positioned<Field>) -> Option<S>,
+    keys: &mut Vec<String>,
+    fields: &mut Vec<(Vec<u8>, S)>,
 ) -> bool {
-    set.items.iter().all(|selection| match &selection.node {
-        Selection::Field(field) => only_skip_include(&field.node.directives) && visit(field),
-        Selection::FragmentSpread(spread) => {
-            only_skip_include(&spread.node.directives)
-                && matches!(
+    set.items.iter().all(|selection| {
+        if !selection.node.directives().is_empty() {
+            return false;
+        }
+        match &selection.node {
+            Selection::Field(field) => {
+                let key = field.node.response_key().node.as_str();
+                if keys.iter().any(|k| k == key) {
+                    return false;
+                }
+                keys.push(key.to_owned());
+                let mut prefix = Vec::with_capacity(key.len() + 4);
+                if !fields.is_empty() {
+                    prefix.push(b',');
+                }
+                write_str(&mut prefix, key);
+                prefix.push(b':');
+                match step(field) {
+                    Some(s) => {
+                        fields.push((prefix, s));
+                        true
+                    }
+                    None => false,
+                }
+            }
+            Selection::FragmentSpread(spread) => {
+                matches!(
                     ctx.query_env.fragments.get(&spread.node.fragment_name.node),
                     Some(fragment) if fragment.node.type_condition.node.on.node.as_str() == type_name
-                        && walk(ctx, &fragment.node.selection_set.node, type_name, visit)
+                        && compile_into(ctx, &fragment.node.selection_set.node, type_name, step, keys, fields)
                 )
-        }
-        Selection::InlineFragment(inline) => {
-            only_skip_include(&inline.node.directives)
-                && inline
+            }
+            Selection::InlineFragment(inline) => {
+                inline
                     .node
                     .type_condition
                     .as_ref()
                     .is_none_or(|tc| tc.node.on.node.as_str() == type_name)
-                && walk(ctx, &inline.node.selection_set.node, type_name, visit)
+                    && compile_into(
+                        ctx,
+                        &inline.node.selection_set.node,
+                        type_name,
+                        step,
+                        keys,
+                        fields,
+                    )
+            }
         }
     })
 }
 
-/// The whole response object of `item` for `set`, or `None` to fall back.
-pub fn object<'s, T: FastObject>(
-    item: &T,
-    ctx: &'s ContextSelectionSet<'_>,
-    set: &'s SelectionSet,
-) -> Option<Value> {
-    let mut fields = Fields::with_capacity(set.items.len());
-    let mut keys: Vec<&'s str> = Vec::with_capacity(set.items.len());
-    let complete = walk(ctx, set, T::TYPE_NAME, &mut |field| {
-        let field = &field.node;
-        let key = field.response_key();
-        if !first_use(&mut keys, key.node.as_str()) {
-            return false;
-        }
-        let name = field.name.node.as_str();
-        let child_set = &field.selection_set.node;
-        let value = if name == "__typename" {
-            Some(Value::String(T::TYPE_NAME.to_owned()))
-        } else if let Some(related) = T::related(ctx, name) {
-            match item.child(related) {
-                Some(Child::Fund(f)) => object(f, ctx, child_set),
-                Some(Child::Investor(i)) => object(i, ctx, child_set),
-                None => None,
-            }
-        } else if child_set.items.is_empty() && T::has_leaf(ctx, name) {
-            item.leaf(name)
-        } else {
-            None
-        };
-        match value {
-            Some(value) => {
-                fields.insert(key.node.clone(), value);
-                true
-            }
-            None => false,
-        }
-    });
-    complete.then_some(Value::Object(fields))
+/// Compiles `set` for objects of type `T` (related objects included), or `None` when the
+/// selection needs resolvers.
+pub fn plan<T: Declared>(ctx: &ContextSelectionSet<'_>, set: &SelectionSet) -> Option<Plan> {
+    plan_of::<T>(ctx, set, false)
 }
 
-/// Records `key` as answered; false when it already was (the same name twice needs field
-/// merging: left to async-graphql).
-fn first_use<'s>(keys: &mut Vec<&'s str>, key: &'s str) -> bool {
-    if keys.contains(&key) {
-        return false;
-    }
-    keys.push(key);
-    true
-}
-
-/// A selection set compiled once for all the items of a list (see [`plan`]).
-struct Plan<'s> {
-    /// Per response key, in selection order: the bytes written before its value (`"key":`,
-    /// after a comma unless first) and what answers it.
-    fields: Vec<(Vec<u8>, Step<'s>)>,
-}
-
-/// What answers one response key of a [`Plan`].
-enum Step<'s> {
-    /// `__typename`.
-    Typename(&'static str),
-    /// A scalar field of the item, by name.
-    Leaf(&'s str),
-    /// A related object, with the plan of its own selection.
-    Child(Related, Plan<'s>),
-    /// An investments connection: the item's page (number `.0` of the list's pages), loaded
-    /// for every item of the list in one batch.
-    Page(usize, ConnectionPlan<'s>),
-}
-
-/// A connection's selection, compiled (see [`connection_plan`]).
-struct ConnectionPlan<'s> {
-    /// The page each item asks for.
-    spec: PageSpec,
-    /// Per response key: its prefix and what answers it.
-    fields: Vec<(Vec<u8>, ConnectionStep<'s>)>,
-}
-
-/// What answers one response key of an investments connection.
-enum ConnectionStep<'s> {
-    /// `__typename`.
-    Typename,
-    /// `nodes`, with the plan of an investment.
-    Nodes(Plan<'s>),
-    /// `edges`, with the plan of an edge.
-    Edges(Vec<(Vec<u8>, EdgeStep<'s>)>),
-    /// `pageInfo`, with the plan of its fields.
-    PageInfo(Vec<(Vec<u8>, InfoStep)>),
-}
-
-/// What answers one response key of an edge.
-enum EdgeStep<'s> {
-    /// `__typename`.
-    Typename,
-    /// `cursor`.
-    Cursor,
-    /// `node`, with the plan of an investment.
-    Node(Plan<'s>),
-}
-
-/// What answers one response key of `pageInfo`.
-enum InfoStep {
-    Typename,
-    HasNextPage,
-    HasPreviousPage,
-    StartCursor,
-    EndCursor,
-}
-
-/// Compiles the fields of `set` on `type_name`: each response key once, with its prefix
-/// bytes and what `step` says answers it. `None` when a key repeats (field merging is left to
-/// async-graphql), a directive or fragment needs resolvers, or `step` refuses a field.
-fn compile<'s, S>(
-    ctx: &'s ContextSelectionSet<'_>,
-    set: &'s SelectionSet,
-    type_name: &str,
-    mut step: impl FnMut(&'s Positioned<Field>) -> Option<S>,
-) -> Option<Vec<(Vec<u8>, S)>> {
-    let mut keys: Vec<&'s str> = Vec::with_capacity(set.items.len());
-    let mut fields = Vec::with_capacity(set.items.len());
-    let complete = walk(ctx, set, type_name, &mut |field| {
-        let key = field.node.response_key().node.as_str();
-        if !first_use(&mut keys, key) {
-            return false;
-        }
-        let mut prefix = Vec::with_capacity(key.len() + 4);
-        if !fields.is_empty() {
-            prefix.push(b',');
-        }
-        if raw::write_str(&mut prefix, key).is_err() {
-            return false;
-        }
-        prefix.push(b':');
-        match step(field) {
-            Some(step) => {
-                fields.push((prefix, step));
-                true
-            }
-            None => false,
-        }
-    });
-    complete.then_some(fields)
-}
-
-/// Compiles `set` for objects of type `T`: the walk over the selection (fragments expanded,
-/// keys escaped, the caller's permissions checked) is done once for the whole list instead of
-/// once per item. `None` when the selection needs resolvers (as [`object`] decides). With
-/// `pages`, an investments connection of the item is planned too (its pages are then loaded
-/// for the whole list at once, see [`load_pages`]).
-fn plan<'s, T: FastObject>(
-    ctx: &'s ContextSelectionSet<'_>,
-    set: &'s SelectionSet,
+/// As [`plan`]; with `pages`, the items' investments connections are planned too (their pages
+/// are then loaded for the whole list in one batch).
+fn plan_of<T: Declared>(
+    ctx: &ContextSelectionSet<'_>,
+    set: &SelectionSet,
     pages: bool,
-) -> Option<Plan<'s>> {
+) -> Option<Plan> {
     let mut count = 0;
-    let fields = compile(ctx, set, T::TYPE_NAME, |field| {
+    let fields = compile(ctx, set, T::NAME, |field| {
         let name = field.node.name.node.as_str();
-        let child_set = &field.node.selection_set.node;
         if name == "__typename" {
-            Some(Step::Typename(T::TYPE_NAME))
-        } else if let Some(related) = T::related(ctx, name) {
-            let child = match related {
-                Related::Fund => plan::<Fund>(ctx, child_set, false),
-                Related::Investor => plan::<Investor>(ctx, child_set, false),
-            };
-            Some(Step::Child(related, child?))
-        } else if child_set.items.is_empty() && T::has_leaf(ctx, name) {
-            Some(Step::Leaf(name))
-        } else if pages && let Some(spec) = T::page_spec(ctx, field) {
-            let connection = connection_plan(ctx, child_set, spec)?;
-            count += 1;
-            Some(Step::Page(count - 1, connection))
-        } else {
-            None
+            return Some(Step::Typename(T::NAME));
+        }
+        let (index, def) = T::FIELDS.iter().enumerate().find(|(_, f)| f.name == name)?;
+        // A field the caller may not read is left to its resolver, which answers FORBIDDEN.
+        if !allows(ctx, def.access) {
+            return None;
+        }
+        let child = &field.node.selection_set.node;
+        match &def.answer {
+            Answer::Leaf(_) if child.items.is_empty() && field.node.arguments.is_empty() => {
+                Some(Step::Leaf(index))
+            }
+            Answer::Related(related) if field.node.arguments.is_empty() => {
+                Some(Step::Child(index, Box::new((related.plan)(ctx, child)?)))
+            }
+            Answer::Investments(investments) if pages => {
+                let spec = page_spec(ctx, field, investments.parent, investments.include)?;
+                let connection = (investments.plan)(ctx, child, spec)?;
+                count += 1;
+                Some(Step::Page(count - 1, index, Box::new(connection)))
+            }
+            _ => None,
         }
     })?;
     Some(Plan { fields })
 }
 
-/// Compiles an investments connection's selection: `nodes`, `edges`, `pageInfo` and
-/// `__typename` (anything else, such as `totalCount`, is left to the resolvers).
-fn connection_plan<'s>(
-    ctx: &'s ContextSelectionSet<'_>,
-    set: &'s SelectionSet,
-    spec: PageSpec,
-) -> Option<ConnectionPlan<'s>> {
-    let fields = compile(ctx, set, "InvestmentConnection", |field| {
-        let set = &field.node.selection_set.node;
+/// The page that the connection `field` of every item of a list asks for: the same window and
+/// related rows the field's resolver would ask for. `None` (the resolvers answer) when an
+/// argument is invalid or a cursor is given (a cursor belongs to one parent: the resolver
+/// reports it on the others).
+fn page_spec(
+    ctx: &ContextSelectionSet<'_>,
+    field: &Positioned<Field>,
+    parent: Parent,
+    include: fn(&ContextSelectionSet<'_>, &SelectionSet) -> Include,
+) -> Option<PageSpec> {
+    let field_ctx = ctx.with_field(field);
+    let size = |name: &str| {
+        field_ctx
+            .param_value::<Option<i32>>(name, None)
+            .ok()
+            .map(|(_, v)| v)
+    };
+    let cursor = |name: &str| {
+        field_ctx
+            .param_value::<Option<String>>(name, None)
+            .ok()
+            .map(|(_, v)| v)
+    };
+    if cursor("after")?.is_some() || cursor("before")?.is_some() {
+        return None;
+    }
+    let args = PageArgs {
+        first: size("first")?,
+        last: size("last")?,
+        ..PageArgs::default()
+    };
+    let window = args
+        .window(limits(&field_ctx).ok()?.max_page_size, |_| {
+            Err(CursorError::Malformed)
+        })
+        .ok()?;
+    Some(PageSpec {
+        parent,
+        include: include(ctx, &field.node.selection_set.node),
+        window,
+    })
+}
+
+/// Compiles a connection of `N`'s selection: `nodes`, `edges`, `pageInfo` and `__typename`
+/// (anything else, such as `totalCount`, is left to the resolvers). The page fetches one row
+/// more than asked only when `pageInfo` is selected.
+pub fn connection_plan<N: Declared>(
+    ctx: &ContextSelectionSet<'_>,
+    set: &SelectionSet,
+    mut spec: PageSpec,
+) -> Option<ConnectionPlan> {
+    let connection = format!("{}Connection", N::NAME);
+    let edge = format!("{}Edge", N::NAME);
+    let fields = compile(ctx, set, &connection, |field| {
+        let child = &field.node.selection_set.node;
         Some(match field.node.name.node.as_str() {
             "__typename" => ConnectionStep::Typename,
-            "nodes" => ConnectionStep::Nodes(plan::<Investment>(ctx, set, false)?),
-            "edges" => ConnectionStep::Edges(compile(ctx, set, "InvestmentEdge", |edge| {
-                Some(match edge.node.name.node.as_str() {
+            "nodes" => ConnectionStep::Nodes(plan::<N>(ctx, child)?),
+            "edges" => ConnectionStep::Edges(compile(ctx, child, &edge, |e| {
+                Some(match e.node.name.node.as_str() {
                     "__typename" => EdgeStep::Typename,
                     "cursor" => EdgeStep::Cursor,
-                    "node" => EdgeStep::Node(plan::<Investment>(
-                        ctx,
-                        &edge.node.selection_set.node,
-                        false,
-                    )?),
+                    "node" => EdgeStep::Node(plan::<N>(ctx, &e.node.selection_set.node)?),
                     _ => return None,
                 })
             })?),
-            "pageInfo" => ConnectionStep::PageInfo(compile(ctx, set, "PageInfo", |info| {
+            "pageInfo" => ConnectionStep::PageInfo(compile(ctx, child, "PageInfo", |info| {
                 Some(match info.node.name.node.as_str() {
                     "__typename" => InfoStep::Typename,
                     "hasNextPage" => InfoStep::HasNextPage,
@@ -394,26 +325,28 @@ fn connection_plan<'s>(
             _ => return None,
         })
     })?;
+    spec.window.probe = fields
+        .iter()
+        .any(|(_, step)| matches!(step, ConnectionStep::PageInfo(_)));
     Some(ConnectionPlan { spec, fields })
 }
 
 /// The pages of a list's items, by (page number in the plan, parent id).
-type Pages = HashMap<(usize, uuid::Uuid), Page<Investment>>;
+type Pages = HashMap<(usize, uuid::Uuid), Page<InvestmentWith>>;
 
-/// Loads the pages that `plan`'s connections ask for, for every one of `items`, in one
-/// loader batch (one statement per page shape, as when each item's resolver asks).
-/// `None` (the resolvers answer, and report any error) when the load fails or two of the
-/// plan's connections ask for the very same page.
-async fn load_pages<N: FastObject>(
+/// Loads the pages that `plan`'s connections ask for, for every one of `items`, in one loader
+/// batch (one statement per page shape, as when each item's resolver asks). `None` (the
+/// resolvers answer, and report any error) when the load fails.
+async fn load_pages<T: Declared>(
     ctx: &ContextSelectionSet<'_>,
-    plan: &Plan<'_>,
-    items: &[N],
+    plan: &Plan,
+    items: &[T],
 ) -> Option<Pages> {
-    let specs: Vec<(usize, &PageSpec)> = plan
+    let specs: Vec<(usize, usize, &PageSpec)> = plan
         .fields
         .iter()
         .filter_map(|(_, step)| match step {
-            Step::Page(index, connection) => Some((*index, &connection.spec)),
+            Step::Page(slot, index, connection) => Some((*slot, *index, &connection.spec)),
             _ => None,
         })
         .collect();
@@ -423,65 +356,75 @@ async fn load_pages<N: FastObject>(
     }
     let mut wanted = Vec::with_capacity(specs.len() * items.len());
     for item in items {
-        let id = item.parent_id()?;
-        for (index, spec) in &specs {
-            wanted.push(((*index, id), spec.key(id)));
+        for (slot, index, spec) in &specs {
+            let Some(Answer::Investments(investments)) = T::FIELDS.get(*index).map(|f| &f.answer)
+            else {
+                return None;
+            };
+            let id = (investments.parent_id)(item);
+            wanted.push(((*slot, id), spec.key(id)));
         }
     }
     let keys = wanted.iter().map(|(_, key)| key.clone()).collect();
     let mut loaded = ctx.data_opt::<Loaders>()?.load_pages(keys).await.ok()?;
     for (slot, key) in wanted {
-        // Usually the only reference: the rows move instead of being copied.
         let page = loaded.remove(&key)?;
-        let page = Arc::try_unwrap(page).unwrap_or_else(|shared| (*shared).clone());
+        // Usually the only reference: the rows move instead of being copied.
         pages.insert(
             slot,
-            Page {
-                items: page.items.into_iter().map(Investment::from).collect(),
-                has_next_page: page.has_next_page,
-                has_previous_page: page.has_previous_page,
-            },
+            Arc::try_unwrap(page).unwrap_or_else(|shared| (*shared).clone()),
         );
     }
     Some(pages)
 }
 
-/// Writes `item`'s JSON for `plan` to `out` (what serialising [`object`]'s value would write,
-/// byte for byte), with its connections' pages from `pages`. False to fall back (`out` then
-/// holds a partial object: discard it).
-fn write_planned<T: FastObject>(
+/// Writes `item`'s JSON for `plan` (what async-graphql would answer, byte for byte). False to
+/// fall back (`out` then holds a partial object: discard it).
+pub fn write_object<T: Declared>(item: &T, plan: &Plan, out: &mut Vec<u8>) -> bool {
+    write_planned(item, plan, None, out)
+}
+
+fn write_planned<T: Declared>(
     item: &T,
-    plan: &Plan<'_>,
-    pages: &Pages,
+    plan: &Plan,
+    pages: Option<&Pages>,
     out: &mut Vec<u8>,
 ) -> bool {
     out.push(b'{');
     for (prefix, step) in &plan.fields {
         out.extend_from_slice(prefix);
+        let answer = |index: &usize| T::FIELDS.get(*index).map(|f| &f.answer);
         let written = match step {
-            Step::Typename(name) => write_text(out, name),
-            Step::Leaf(name) => item.write_leaf(name, out),
-            Step::Child(related, child) => match (related, item.child(*related)) {
-                (Related::Fund, Some(Child::Fund(f))) => write_planned(f, child, pages, out),
-                (Related::Investor, Some(Child::Investor(i))) => {
-                    write_planned(i, child, pages, out)
+            Step::Typename(name) => {
+                write_str(out, name);
+                true
+            }
+            Step::Leaf(index) => match answer(index) {
+                Some(Answer::Leaf(write)) => {
+                    write(item, out);
+                    true
                 }
                 _ => false,
             },
-            Step::Page(index, connection) => {
-                match item
-                    .parent_id()
-                    .and_then(|id| Some((id, pages.get(&(*index, id))?)))
-                {
-                    Some((id, page)) => write_connection(
-                        page,
-                        ListScope::Investments(connection.spec.parent, id),
-                        connection,
-                        out,
-                    ),
-                    None => false,
+            Step::Child(index, child) => match answer(index) {
+                Some(Answer::Related(related)) => (related.write)(item, child, out),
+                _ => false,
+            },
+            Step::Page(slot, index, connection) => match answer(index) {
+                Some(Answer::Investments(investments)) => {
+                    let id = (investments.parent_id)(item);
+                    match pages.and_then(|p| p.get(&(*slot, id))) {
+                        Some(page) => (investments.write)(
+                            page,
+                            ListScope::Investments(investments.parent, id),
+                            connection,
+                            out,
+                        ),
+                        None => false,
+                    }
                 }
-            }
+                _ => false,
+            },
         };
         if !written {
             return false;
@@ -492,10 +435,10 @@ fn write_planned<T: FastObject>(
 }
 
 /// Writes `items` as a JSON list, each for `plan`.
-fn write_items<T: FastObject>(
+fn write_items<T: Declared>(
     items: &[T],
-    plan: &Plan<'_>,
-    pages: &Pages,
+    plan: &Plan,
+    pages: Option<&Pages>,
     out: &mut Vec<u8>,
 ) -> bool {
     out.push(b'[');
@@ -509,31 +452,31 @@ fn write_items<T: FastObject>(
     complete
 }
 
-/// Writes an investments connection's JSON for `plan` (as its resolvers would answer).
-fn write_connection(
-    page: &Page<Investment>,
+/// Writes a connection of `N` for `plan` (as its resolvers would answer).
+pub fn write_connection<N: Declared + Node>(
+    page: &Page<N>,
     scope: ListScope,
-    plan: &ConnectionPlan<'_>,
+    plan: &ConnectionPlan,
     out: &mut Vec<u8>,
 ) -> bool {
-    let none = Pages::new();
-    let cursor = |out: &mut Vec<u8>, item: Option<&Investment>| match item {
-        Some(item) => write_text(out, &item.cursor(scope)),
-        None => {
-            out.extend_from_slice(b"null");
-            true
-        }
+    let connection = format!("{}Connection", N::NAME);
+    let edge = format!("{}Edge", N::NAME);
+    let cursor = |out: &mut Vec<u8>, item: Option<&N>| match item {
+        Some(item) => write_str(out, &item.cursor(scope)),
+        None => out.extend_from_slice(b"null"),
     };
     let flag = |out: &mut Vec<u8>, value: bool| {
         out.extend_from_slice(if value { b"true" } else { b"false" });
-        true
     };
     out.push(b'{');
     for (prefix, step) in &plan.fields {
         out.extend_from_slice(prefix);
         let written = match step {
-            ConnectionStep::Typename => write_text(out, "InvestmentConnection"),
-            ConnectionStep::Nodes(node) => write_items(&page.items, node, &none, out),
+            ConnectionStep::Typename => {
+                write_str(out, &connection);
+                true
+            }
+            ConnectionStep::Nodes(node) => write_items(&page.items, node, None, out),
             ConnectionStep::Edges(fields) => {
                 out.push(b'[');
                 let complete = page.items.iter().enumerate().all(|(i, item)| {
@@ -544,9 +487,15 @@ fn write_connection(
                     let complete = fields.iter().all(|(prefix, step)| {
                         out.extend_from_slice(prefix);
                         match step {
-                            EdgeStep::Typename => write_text(out, "InvestmentEdge"),
-                            EdgeStep::Cursor => cursor(out, Some(item)),
-                            EdgeStep::Node(node) => write_planned(item, node, &none, out),
+                            EdgeStep::Typename => {
+                                write_str(out, &edge);
+                                true
+                            }
+                            EdgeStep::Cursor => {
+                                cursor(out, Some(item));
+                                true
+                            }
+                            EdgeStep::Node(node) => write_planned(item, node, None, out),
                         }
                     });
                     out.push(b'}');
@@ -557,18 +506,18 @@ fn write_connection(
             }
             ConnectionStep::PageInfo(fields) => {
                 out.push(b'{');
-                let complete = fields.iter().all(|(prefix, step)| {
+                for (prefix, step) in fields {
                     out.extend_from_slice(prefix);
                     match step {
-                        InfoStep::Typename => write_text(out, "PageInfo"),
+                        InfoStep::Typename => write_str(out, "PageInfo"),
                         InfoStep::HasNextPage => flag(out, page.has_next_page),
                         InfoStep::HasPreviousPage => flag(out, page.has_previous_page),
                         InfoStep::StartCursor => cursor(out, page.items.first()),
                         InfoStep::EndCursor => cursor(out, page.items.last()),
                     }
-                });
+                }
                 out.push(b'}');
-                complete
+                true
             }
         };
         if !written {
@@ -579,10 +528,19 @@ fn write_connection(
     true
 }
 
-/// A list of nodes, resolved by the fast path when every item allows it.
+/// Whether this request may take the fast path (on, and its response is written by our HTTP
+/// layer, which splices the JSON written here).
+fn raw_parts(ctx: &ContextSelectionSet<'_>) -> Option<Arc<RawParts>> {
+    if !ctx.data_opt::<FastPath>().is_some_and(|f| f.0) {
+        return None;
+    }
+    ctx.data_opt::<Arc<RawParts>>().cloned()
+}
+
+/// A list of nodes, written by the fast path when every item allows it.
 pub struct NodeList<'a, N>(pub &'a [N]);
 
-impl<'a, N: Node + FastObject + Sync> OutputType for NodeList<'a, N> {
+impl<'a, N: Declared + OutputType> OutputType for NodeList<'a, N> {
     fn type_name() -> Cow<'static, str> {
         <&'a [N] as OutputType>::type_name()
     }
@@ -600,37 +558,24 @@ impl<'a, N: Node + FastObject + Sync> OutputType for NodeList<'a, N> {
         ctx: &ContextSelectionSet<'_>,
         field: &Positioned<Field>,
     ) -> ServerResult<Value> {
-        if ctx.data_opt::<FastPath>().is_some_and(|f| f.0) {
-            let set = &ctx.item.node;
-            if let Some(parts) = ctx.data_opt::<Arc<RawParts>>() {
-                // The list's JSON written at once, spliced into the response when it is
-                // serialised (see [`raw`]); its items' investments pages loaded first, all in
-                // one batch.
-                if let Some(plan) = plan::<N>(ctx, set, true)
-                    && let Some(pages) = load_pages(ctx, &plan, self.0).await
-                {
-                    let mut out = Vec::with_capacity(2 + 96 * self.0.len());
-                    if write_items(self.0, &plan, &pages, &mut out) {
-                        return Ok(parts.placeholder(out));
-                    }
-                }
-            } else {
-                let items: Option<Vec<Value>> =
-                    self.0.iter().map(|item| object(item, ctx, set)).collect();
-                if let Some(items) = items {
-                    return Ok(Value::List(items));
-                }
+        if let Some(parts) = raw_parts(ctx)
+            && let Some(plan) = plan_of::<N>(ctx, &ctx.item.node, true)
+            && let Some(pages) = load_pages(ctx, &plan, self.0).await
+        {
+            let mut out = Vec::with_capacity(2 + 96 * self.0.len());
+            if write_items(self.0, &plan, Some(&pages), &mut out) {
+                return Ok(parts.placeholder(out));
             }
         }
         resolve_list(ctx, field, self.0.iter(), Some(self.0.len())).await
     }
 }
 
-/// One object, resolved by the fast path when its selection allows (a root lookup such as
-/// `fund(id)`), else by async-graphql. The schema sees `T` itself.
+/// One object, written by the fast path when its selection allows (a root lookup such as
+/// `fund(id)`), else resolved by async-graphql. The schema sees `T` itself.
 pub struct One<T>(pub T);
 
-impl<T: FastObject + OutputType + Sync> OutputType for One<T> {
+impl<T: Declared + OutputType> OutputType for One<T> {
     fn type_name() -> Cow<'static, str> {
         T::type_name()
     }
@@ -648,180 +593,14 @@ impl<T: FastObject + OutputType + Sync> OutputType for One<T> {
         ctx: &ContextSelectionSet<'_>,
         field: &Positioned<Field>,
     ) -> ServerResult<Value> {
-        if ctx.data_opt::<FastPath>().is_some_and(|f| f.0) {
-            let set = &ctx.item.node;
-            if let Some(parts) = ctx.data_opt::<Arc<RawParts>>() {
-                let mut out = Vec::with_capacity(256);
-                if let Some(plan) = plan::<T>(ctx, set, false)
-                    && write_planned(&self.0, &plan, &Pages::new(), &mut out)
-                {
-                    return Ok(parts.placeholder(out));
-                }
-            } else if let Some(value) = object(&self.0, ctx, set) {
-                return Ok(value);
+        if let Some(parts) = raw_parts(ctx)
+            && let Some(plan) = plan::<T>(ctx, &ctx.item.node)
+        {
+            let mut out = Vec::with_capacity(256);
+            if write_object(&self.0, &plan, &mut out) {
+                return Ok(parts.placeholder(out));
             }
         }
         self.0.resolve(ctx, field).await
     }
-}
-
-/// Writes a leaf's value as JSON (false when there is none, or it cannot be written).
-fn write_value(out: &mut Vec<u8>, value: Option<Value>) -> bool {
-    value.is_some_and(|value| raw::write_leaf(out, &value).is_ok())
-}
-
-/// Writes what `write` appends, ASCII with nothing to escape (digits, signs, points, dashes),
-/// as a JSON string.
-fn write_quoted(out: &mut Vec<u8>, write: impl FnOnce(&mut Vec<u8>)) -> bool {
-    out.push(b'"');
-    write(out);
-    out.push(b'"');
-    true
-}
-
-/// Writes `text` as a JSON string (false when it cannot be written).
-fn write_text(out: &mut Vec<u8>, text: &str) -> bool {
-    raw::write_str(out, text).is_ok()
-}
-
-impl FastObject for Fund {
-    const TYPE_NAME: &'static str = "Fund";
-    const PARENT: Option<Parent> = Some(Parent::Fund);
-
-    fn has_leaf(_ctx: &ContextSelectionSet<'_>, name: &str) -> bool {
-        // investments, totalCommittedUsd, investorCount: resolvers with loaders.
-        matches!(
-            name,
-            "id" | "name" | "vintageYear" | "targetSizeUsd" | "status" | "createdAt" | "updatedAt"
-        )
-    }
-
-    fn leaf(&self, name: &str) -> Option<Value> {
-        let f = &self.0;
-        Some(match name {
-            "id" => Id(f.id).to_value(),
-            "name" => Value::String(f.name.clone()),
-            "vintageYear" => Value::from(f.vintage_year),
-            "targetSizeUsd" => Money(f.target_size_usd).to_value(),
-            "status" => enum_value(GqlFundStatus::from(f.status)),
-            "createdAt" => DateTime(f.created_at).to_value(),
-            "updatedAt" => DateTime(f.updated_at).to_value(),
-            _ => return None,
-        })
-    }
-
-    fn write_leaf(&self, name: &str, out: &mut Vec<u8>) -> bool {
-        match name {
-            "name" => write_text(out, &self.0.name),
-            "targetSizeUsd" => {
-                write_quoted(out, |out| domain::write_money(out, self.0.target_size_usd))
-            }
-            _ => write_value(out, self.leaf(name)),
-        }
-    }
-
-    fn parent_id(&self) -> Option<uuid::Uuid> {
-        Some(self.0.id)
-    }
-}
-
-impl FastObject for Investor {
-    const TYPE_NAME: &'static str = "Investor";
-    const PARENT: Option<Parent> = Some(Parent::Investor);
-
-    fn has_leaf(ctx: &ContextSelectionSet<'_>, name: &str) -> bool {
-        match name {
-            "id" | "name" | "investorType" | "createdAt" | "updatedAt" => true,
-            // Personal data: only when the caller may see it (else the resolver answers).
-            "email" => super::investor::may_read_email(ctx),
-            // investments, totalCommittedUsd: resolvers with loaders.
-            _ => false,
-        }
-    }
-
-    fn leaf(&self, name: &str) -> Option<Value> {
-        let i = &self.0;
-        Some(match name {
-            "id" => Id(i.id).to_value(),
-            "name" => Value::String(i.name.clone()),
-            "investorType" => enum_value(GqlInvestorType::from(i.investor_type)),
-            "email" => Value::String(i.email.clone()),
-            "createdAt" => DateTime(i.created_at).to_value(),
-            "updatedAt" => DateTime(i.updated_at).to_value(),
-            _ => return None,
-        })
-    }
-
-    fn write_leaf(&self, name: &str, out: &mut Vec<u8>) -> bool {
-        match name {
-            "name" => write_text(out, &self.0.name),
-            "email" => write_text(out, &self.0.email),
-            _ => write_value(out, self.leaf(name)),
-        }
-    }
-
-    fn parent_id(&self) -> Option<uuid::Uuid> {
-        Some(self.0.id)
-    }
-}
-
-impl FastObject for Investment {
-    const TYPE_NAME: &'static str = "Investment";
-
-    fn has_leaf(_ctx: &ContextSelectionSet<'_>, name: &str) -> bool {
-        // fund, investor: see related.
-        matches!(
-            name,
-            "id" | "fundId" | "investorId" | "amountUsd" | "investmentDate" | "createdAt"
-        )
-    }
-
-    fn leaf(&self, name: &str) -> Option<Value> {
-        let m = self.model();
-        Some(match name {
-            "id" => Id(m.id).to_value(),
-            "fundId" => Id(m.fund_id).to_value(),
-            "investorId" => Id(m.investor_id).to_value(),
-            "amountUsd" => Money(m.amount_usd).to_value(),
-            "investmentDate" => Date(m.investment_date).to_value(),
-            "createdAt" => DateTime(m.created_at).to_value(),
-            _ => return None,
-        })
-    }
-
-    fn write_leaf(&self, name: &str, out: &mut Vec<u8>) -> bool {
-        let m = self.model();
-        match name {
-            "amountUsd" => write_quoted(out, |out| domain::write_money(out, m.amount_usd)),
-            "investmentDate" => write_quoted(out, |out| domain::write_date(out, m.investment_date)),
-            _ => write_value(out, self.leaf(name)),
-        }
-    }
-
-    /// Related rows only when the caller may read them (else the resolver answers FORBIDDEN)
-    /// and, per item, only when they came with the page (else the loader resolves them).
-    fn related(ctx: &ContextSelectionSet<'_>, name: &str) -> Option<Related> {
-        match name {
-            "fund" if granted(ctx, Scope::FundsRead) => Some(Related::Fund),
-            "investor" if granted(ctx, Scope::InvestorsRead) => Some(Related::Investor),
-            _ => None,
-        }
-    }
-
-    fn child(&self, related: Related) -> Option<Child<'_>> {
-        match related {
-            Related::Fund => self.embedded_fund().map(Child::Fund),
-            Related::Investor => self.embedded_investor().map(Child::Investor),
-        }
-    }
-}
-
-/// The response value of an enum, as async-graphql writes it.
-fn enum_value<E: EnumType>(e: E) -> Value {
-    Value::Enum(Name::new(
-        E::items()
-            .iter()
-            .find(|i| i.value == e)
-            .map_or("", |i| i.name),
-    ))
 }

@@ -1,154 +1,68 @@
-//! `Investment` and its creation input.
+//! `Investment`: its fields and creation input.
 
-use std::borrow::Cow;
-
-use async_graphql::{Context, InputObject, Object};
+use async_graphql::InputObject;
 use chrono::Utc;
 
-use super::policy::authorize;
 use super::{
     connection::Node,
-    context::loader,
     cursor::{self, Scope},
     fund::Fund,
     investor::Investor,
     loader::{FundKey, InvestorKey},
+    model::Access::{Needs, Open},
     scalars::{Date, DateTime, Id, Money},
 };
 use crate::{
+    auth::Scope::{FundsRead, InvestorsRead},
     domain,
     entity::investment,
     error::AppError,
-    service::investment::{InvestmentWith, NewInvestment},
+    service::investment::{InvestmentWith, NewInvestment, Relation},
 };
 
-/// A capital commitment of an investor to a fund.
-#[derive(Debug, Clone)]
-pub struct Investment {
-    model: investment::Model,
-    /// The investor, when it came with the page.
-    investor: Option<Investor>,
-    /// The fund, when it came with the page.
-    fund: Option<Fund>,
-}
-
-impl Investment {
-    /// The investment row.
-    pub fn model(&self) -> &investment::Model {
-        &self.model
-    }
-
-    /// The investor, when it came with the page.
-    pub fn embedded_investor(&self) -> Option<&Investor> {
-        self.investor.as_ref()
-    }
-
-    /// The fund, when it came with the page.
-    pub fn embedded_fund(&self) -> Option<&Fund> {
-        self.fund.as_ref()
-    }
-}
+/// An investment, as the API shows it: the row with its fund and investor when they came with
+/// its page (its GraphQL fields are declared below).
+pub type Investment = InvestmentWith;
 
 impl Node for Investment {
     fn cursor(&self, scope: Scope) -> String {
+        let row = &self.investment;
         match scope {
-            Scope::Investments(parent, parent_id) => cursor::investment_cursor(
-                parent,
-                parent_id,
-                (self.model.investment_date, self.model.id),
-            ),
+            Scope::Investments(parent, parent_id) => {
+                cursor::investment_cursor(parent, parent_id, (row.investment_date, row.id))
+            }
             // Investments are only listed under a parent.
-            other => cursor::id_cursor(other, self.model.id),
+            other => cursor::id_cursor(other, row.id),
         }
     }
 }
 
-impl From<investment::Model> for Investment {
-    fn from(model: investment::Model) -> Self {
-        Investment {
-            model,
-            investor: None,
-            fund: None,
-        }
-    }
-}
+crate::object! {
+    /// A capital commitment of an investor to a fund.
+    Investment, "Investment";
 
-impl From<InvestmentWith> for Investment {
-    fn from(row: InvestmentWith) -> Self {
-        Investment {
-            model: row.investment,
-            investor: row.investor.map(Investor),
-            fund: row.fund.map(Fund),
-        }
-    }
-}
-
-#[Object]
-impl Investment {
     /// The investment's id (UUIDv7).
-    async fn id(&self) -> Id {
-        Id(self.model.id)
-    }
-
+    column id("id"): Id, Open, investment::Column::Id, |i| Id(i.investment.id);
     /// The fund committed to.
-    async fn fund_id(&self) -> Id {
-        Id(self.model.fund_id)
-    }
-
+    column fund_id("fundId"): Id, Open, investment::Column::FundId, |i| Id(i.investment.fund_id);
     /// The investor committing.
-    async fn investor_id(&self) -> Id {
-        Id(self.model.investor_id)
-    }
-
+    column investor_id("investorId"): Id, Open, investment::Column::InvestorId,
+        |i| Id(i.investment.investor_id);
     /// Committed amount in USD.
-    async fn amount_usd(&self) -> Money {
-        Money(self.model.amount_usd)
-    }
-
+    column amount_usd("amountUsd"): Money, Open, investment::Column::AmountUsd,
+        |i| Money(i.investment.amount_usd);
     /// Date of the commitment.
-    async fn investment_date(&self) -> Date {
-        Date(self.model.investment_date)
-    }
-
+    column investment_date("investmentDate"): Date, Open, investment::Column::InvestmentDate,
+        |i| Date(i.investment.investment_date);
     /// When the investment was recorded; never changes.
-    async fn created_at(&self) -> DateTime {
-        DateTime(self.model.created_at)
-    }
-
+    column created_at("createdAt"): DateTime, Open, investment::Column::CreatedAt,
+        |i| DateTime(i.investment.created_at);
     /// The fund committed to (fetched with the page, or batched across it).
-    async fn fund(&self, ctx: &Context<'_>) -> async_graphql::Result<Cow<'_, Fund>> {
-        authorize(ctx, "Investment", "fund")?;
-        if let Some(fund) = &self.fund {
-            return Ok(Cow::Borrowed(fund));
-        }
-        let fund = loader(ctx)?.load_one(FundKey(self.model.fund_id)).await?;
-        // The foreign key guarantees the row; its absence is a bug, not a user error.
-        fund.map(|f| Cow::Owned(Fund(f))).ok_or_else(|| {
-            AppError::Internal(format!(
-                "fund {} of investment {} missing",
-                self.model.fund_id, self.model.id
-            ))
-            .into()
-        })
-    }
-
+    related fund("fund"): Fund, Needs(FundsRead), Relation::Fund,
+        |i| i.fund.as_ref(), |k| FundKey(k.investment.fund_id);
     /// The investor committing (fetched with the page, or batched across it).
-    async fn investor(&self, ctx: &Context<'_>) -> async_graphql::Result<Cow<'_, Investor>> {
-        authorize(ctx, "Investment", "investor")?;
-        if let Some(investor) = &self.investor {
-            return Ok(Cow::Borrowed(investor));
-        }
-        let investor = loader(ctx)?
-            .load_one(InvestorKey(self.model.investor_id))
-            .await?;
-        investor.map(|i| Cow::Owned(Investor(i))).ok_or_else(|| {
-            AppError::Internal(format!(
-                "investor {} of investment {} missing",
-                self.model.investor_id, self.model.id
-            ))
-            .into()
-        })
-    }
+    related investor("investor"): Investor, Needs(InvestorsRead), Relation::Investor,
+        |i| i.investor.as_ref(), |k| InvestorKey(k.investment.investor_id);
 }
 
 /// A new investment.

@@ -1,16 +1,17 @@
-//! `Investor`, its type enum, filter and creation input.
+//! `Investor`: its fields, type enum, filter and creation input.
 
-use async_graphql::{Context, Enum, InputObject, Object};
+use async_graphql::{Enum, InputObject};
 
-use super::policy::{authorize, granted};
 use super::{
-    connection::{Connection, Node, PageArgs, connection_complexity},
+    connection::Node,
     cursor::{self, Scope},
-    fund::{investments_of, total_committed},
+    fund::total_committed,
     investment::Investment,
-    scalars::{DateTime, Id, Money},
+    model::Access::{Needs, Open},
+    scalars::{DateTime, Id, MoneyTotal},
 };
 use crate::{
+    auth::Scope::{InvestmentsRead, PiiRead},
     domain,
     entity::investor::{self, InvestorType},
     error::AppError,
@@ -42,6 +43,12 @@ impl From<InvestorType> for GqlInvestorType {
     }
 }
 
+impl super::model::Leaf for GqlInvestorType {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        super::model::write_enum(*self, out);
+    }
+}
+
 impl From<GqlInvestorType> for InvestorType {
     fn from(t: GqlInvestorType) -> Self {
         match t {
@@ -52,87 +59,42 @@ impl From<GqlInvestorType> for InvestorType {
     }
 }
 
-/// An investor: a person or organisation committing capital to funds.
-#[derive(Debug, Clone)]
-pub struct Investor(pub investor::Model);
+/// An investor, as the API shows it: the entity row (its GraphQL fields are declared below).
+pub type Investor = investor::Model;
 
 impl Node for Investor {
     fn cursor(&self, scope: Scope) -> String {
-        cursor::id_cursor(scope, self.0.id)
+        cursor::id_cursor(scope, self.id)
     }
 }
 
-#[Object]
-impl Investor {
+crate::object! {
+    /// An investor: a person or organisation committing capital to funds.
+    Investor, "Investor";
+
     /// The investor's id (UUIDv7).
-    async fn id(&self) -> Id {
-        Id(self.0.id)
-    }
-
+    column id("id"): Id, Open, investor::Column::Id, |i| Id(i.id);
     /// Display name.
-    async fn name(&self) -> &str {
-        &self.0.name
-    }
-
+    column name("name"): &str, Open, investor::Column::Name, |i| i.name.as_str();
     /// Kind of investor.
-    async fn investor_type(&self) -> GqlInvestorType {
-        self.0.investor_type.into()
-    }
-
+    column investor_type("investorType"): GqlInvestorType, Open, investor::Column::InvestorType,
+        |i| i.investor_type.into();
     /// Contact email, lower-cased. Null only when the caller may not see personal data (see
     /// access control).
-    async fn email(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<&str>> {
-        // Without `pii:read` the field is null with a FORBIDDEN error; the rest of the response
-        // stays.
-        authorize(ctx, "Investor", "email")?;
-        Ok(Some(&self.0.email))
-    }
-
+    column email("email"): Option<&str>, Needs(PiiRead), investor::Column::Email,
+        |i| Some(i.email.as_str());
     /// When the investor was created; never changes.
-    async fn created_at(&self) -> DateTime {
-        DateTime(self.0.created_at)
-    }
-
+    column created_at("createdAt"): DateTime, Open, investor::Column::CreatedAt,
+        |i| DateTime(i.created_at);
     /// When the investor was last changed.
-    async fn updated_at(&self) -> DateTime {
-        DateTime(self.0.updated_at)
-    }
-
+    column updated_at("updatedAt"): DateTime, Open, investor::Column::UpdatedAt,
+        |i| DateTime(i.updated_at);
     /// Newest investment_date first; ties broken by id, newest first.
-    #[graphql(complexity = "connection_complexity(first, last, child_complexity)")]
-    async fn investments(
-        &self,
-        ctx: &Context<'_>,
-        #[graphql(desc = "Page size from the start (0..=100; default 20).")] first: Option<i32>,
-        #[graphql(desc = "Start after this cursor.")] after: Option<String>,
-        #[graphql(desc = "Page size from the end (0..=100).")] last: Option<i32>,
-        #[graphql(desc = "End before this cursor.")] before: Option<String>,
-    ) -> async_graphql::Result<Connection<Investment>> {
-        authorize(ctx, "Investor", "investments")?;
-        investments_of(
-            ctx,
-            Parent::Investor,
-            self.0.id,
-            PageArgs {
-                first,
-                after,
-                last,
-                before,
-            },
-        )
-        .await
-    }
-
+    investments investments("investments"): Investment, Needs(InvestmentsRead), Parent::Investor,
+        |i| i.id;
     /// Exact sum of amountUsd over all of this investor's investments ("0.00" when none).
-    async fn total_committed_usd(&self, ctx: &Context<'_>) -> async_graphql::Result<Money> {
-        authorize(ctx, "Investor", "totalCommittedUsd")?;
-        total_committed(ctx, Parent::Investor, self.0.id).await
-    }
-}
-
-/// Whether the caller may read investors' personal data (email).
-pub fn may_read_email<T>(ctx: &async_graphql::ContextBase<'_, T>) -> bool {
-    granted(ctx, crate::auth::Scope::PiiRead)
+    loaded total_committed_usd("totalCommittedUsd"): MoneyTotal, Needs(InvestmentsRead),
+        |ctx, i| total_committed(ctx, Parent::Investor, i.id).await;
 }
 
 /// Which investors `investors` lists. Filters combine with AND.
@@ -144,12 +106,22 @@ pub struct InvestorFilter {
     pub email: Option<String>,
 }
 
-impl From<InvestorFilter> for ServiceInvestorFilter {
-    fn from(f: InvestorFilter) -> Self {
-        ServiceInvestorFilter {
-            investor_type: f.investor_type.map(Into::into),
-            email: f.email,
-        }
+impl InvestorFilter {
+    /// Checks the filter into a service filter: `filter.email` is normalised as stored emails
+    /// are, at most the email length and without NUL.
+    pub fn validate(self) -> Result<ServiceInvestorFilter, AppError> {
+        let email = self
+            .email
+            .map(|text| {
+                domain::check_filter_text(&text, domain::EMAIL_MAX_CHARS)
+                    .map(|()| domain::normalize_email(&text))
+                    .map_err(|m| AppError::bad_input("filter.email", m))
+            })
+            .transpose()?;
+        Ok(ServiceInvestorFilter {
+            investor_type: self.investor_type.map(Into::into),
+            email,
+        })
     }
 }
 

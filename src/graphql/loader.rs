@@ -17,7 +17,6 @@ use std::{
 use async_graphql::dataloader::{DataLoader, Loader};
 use futures_util::future::BoxFuture;
 use pin_project_lite::pin_project;
-use rust_decimal::Decimal;
 use tokio::sync::Notify;
 use tracing::Instrument;
 use uuid::Uuid;
@@ -192,13 +191,8 @@ impl Loaders {
 }
 
 /// Creates the loader of one request, and the quiescence tracker its execution must be
-/// wrapped in (see [`track`]). `fresh_since`: when the operation began, for a read-only one
-/// (its batches may share identical statements started since, see [`crate::db::fresh_since`]).
-pub fn new_loaders(
-    db: Db,
-    metrics: Arc<Metrics>,
-    fresh_since: Option<tokio::time::Instant>,
-) -> (Loaders, Arc<Quiescence>) {
+/// wrapped in (see [`track`]).
+pub fn new_loaders(db: Db, metrics: Arc<Metrics>) -> (Loaders, Arc<Quiescence>) {
     let quiescence = Arc::new(Quiescence::default());
     let waiting = Arc::clone(&quiescence);
     // Batches run in their own tasks; keep them in the request's span (request id in logs).
@@ -211,10 +205,10 @@ pub fn new_loaders(
         move |batch: BoxFuture<'static, ()>| {
             let waiting = Arc::clone(&waiting);
             tokio::spawn(
-                crate::db::fresh_since(fresh_since, async move {
+                async move {
                     waiting.until_quiet().await;
                     batch.await;
-                })
+                }
                 .instrument(span.clone()),
             )
         },
@@ -254,7 +248,8 @@ pub struct FundKey(pub Uuid);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct InvestorKey(pub Uuid);
 
-/// `Fund.investments` / `Investor.investments`: one parent's page, the page arguments included.
+/// `Fund.investments` / `Investor.investments`: one parent's page, the page arguments and the
+/// related rows to fetch with it included.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PageKey {
     /// Fund or investor.
@@ -313,7 +308,7 @@ impl Loader<FundKey> for DbLoader {
         self.db.ensure_reachable()?;
         self.metrics.record_batch("fund", keys.len());
         let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
-        let found = service::fund::funds_by_ids(&self.db.conn, &ids).await?;
+        let found = service::fund::funds_by_ids(&self.db, &ids).await?;
         Ok(found.into_iter().map(|(id, f)| (FundKey(id), f)).collect())
     }
 }
@@ -329,7 +324,7 @@ impl Loader<InvestorKey> for DbLoader {
         self.db.ensure_reachable()?;
         self.metrics.record_batch("investor", keys.len());
         let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
-        let found = service::investor::investors_by_ids(&self.db.conn, &ids).await?;
+        let found = service::investor::investors_by_ids(&self.db, &ids).await?;
         Ok(found
             .into_iter()
             .map(|(id, i)| (InvestorKey(id), i))
@@ -373,8 +368,7 @@ impl Loader<CountKey> for DbLoader {
         for ((parent, aggregate), group) in group_by(keys, |k| (k.parent, k.aggregate)) {
             let ids: Vec<Uuid> = group.iter().map(|k| k.id).collect();
             let counts =
-                service::investment::count_by_parent(&self.db.conn, parent, aggregate, &ids)
-                    .await?;
+                service::investment::count_by_parent(&self.db, parent, aggregate, &ids).await?;
             out.extend(counts.into_iter().map(|(id, n)| {
                 (
                     CountKey {
@@ -391,17 +385,18 @@ impl Loader<CountKey> for DbLoader {
 }
 
 impl Loader<TotalKey> for DbLoader {
-    type Value = Decimal;
+    /// Exact decimal text (a total may exceed what a `Decimal` holds).
+    type Value = String;
     type Error = LoadError;
 
-    async fn load(&self, keys: &[TotalKey]) -> Result<HashMap<TotalKey, Decimal>, LoadError> {
+    async fn load(&self, keys: &[TotalKey]) -> Result<HashMap<TotalKey, String>, LoadError> {
         self.db.ensure_reachable()?;
         self.metrics.record_batch("committed_totals", keys.len());
         let mut out = HashMap::with_capacity(keys.len());
         for (parent, group) in group_by(keys, |k| k.parent) {
             let ids: Vec<Uuid> = group.iter().map(|k| k.id).collect();
             let totals =
-                service::investment::total_committed_by_parent(&self.db.conn, parent, &ids).await?;
+                service::investment::total_committed_by_parent(&self.db, parent, &ids).await?;
             out.extend(
                 totals
                     .into_iter()

@@ -9,6 +9,7 @@ use chrono::{DateTime as ChronoDateTime, NaiveDate, SecondsFormat, Utc};
 use rust_decimal::Decimal;
 use uuid::Uuid;
 
+use super::model::Leaf;
 use crate::domain;
 
 /// Exact money: `"250000000.00"`. Input is a string (`"0.3"`, `"1200"`, `"1200.50"`) or an
@@ -187,6 +188,67 @@ impl async_graphql::Description for DateTime {
         "An instant in UTC, RFC 3339 with exactly six fractional digits and Z, e.g. \
          \"2024-01-15T10:30:00.123456Z\". Stored at microseconds, so a mutation's reply equals \
          a later read."
+    }
+}
+
+/// A total of money that may exceed what an amount can hold (see
+/// [`crate::service::investment::total_committed_by_parent`]): PostgreSQL's exact decimal text
+/// with two decimals. The schema sees the same `Decimal` scalar as [`Money`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MoneyTotal(pub String);
+
+impl async_graphql::OutputType for MoneyTotal {
+    fn type_name() -> std::borrow::Cow<'static, str> {
+        <Money as async_graphql::OutputType>::type_name()
+    }
+
+    fn create_type_info(registry: &mut async_graphql::registry::Registry) -> String {
+        <Money as async_graphql::OutputType>::create_type_info(registry)
+    }
+
+    async fn resolve(
+        &self,
+        _ctx: &async_graphql::ContextSelectionSet<'_>,
+        _field: &async_graphql::Positioned<async_graphql::parser::types::Field>,
+    ) -> async_graphql::ServerResult<Value> {
+        Ok(Value::String(self.0.clone()))
+    }
+}
+
+impl Leaf for MoneyTotal {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        super::model::write_str(out, &self.0);
+    }
+}
+
+impl Leaf for Money {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        out.push(b'"');
+        domain::write_money(out, self.0);
+        out.push(b'"');
+    }
+}
+
+impl Leaf for Id {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        let mut buf = uuid::Uuid::encode_buffer();
+        out.push(b'"');
+        out.extend_from_slice(self.0.hyphenated().encode_lower(&mut buf).as_bytes());
+        out.push(b'"');
+    }
+}
+
+impl Leaf for Date {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        out.push(b'"');
+        domain::write_date(out, self.0);
+        out.push(b'"');
+    }
+}
+
+impl Leaf for DateTime {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        super::model::write_str(out, &self.0.to_rfc3339_opts(SecondsFormat::Micros, true));
     }
 }
 

@@ -3,7 +3,6 @@
 use std::time::Duration;
 
 use axum::{Json, extract::State, http::StatusCode, response::IntoResponse};
-use sea_orm::ConnectionTrait;
 use serde_json::json;
 
 use super::AppState;
@@ -16,20 +15,12 @@ pub async fn healthz() -> impl IntoResponse {
     Json(json!({ "status": "ok" }))
 }
 
-/// `GET /readyz`: 200 when the database answers `SELECT 1` in time, else 503.
+/// `GET /readyz`: 200 when the database answers in time, else 503.
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    if !state.db.health().is_healthy() {
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "status": "unavailable", "reason": "database unreachable" })),
-        );
-    }
-    let probe =
-        tokio::time::timeout(READY_TIMEOUT, state.db.conn.execute_unprepared("SELECT 1")).await;
-    match probe {
-        Ok(Ok(_)) => (StatusCode::OK, Json(json!({ "status": "ready" }))),
-        Ok(Err(err)) => {
-            tracing::warn!(error = %err, "readiness probe failed");
+    match tokio::time::timeout(READY_TIMEOUT, state.executor.database_ready()).await {
+        Ok(Ok(())) => (StatusCode::OK, Json(json!({ "status": "ready" }))),
+        Ok(Err(reason)) => {
+            tracing::warn!(%reason, "readiness probe failed");
             (
                 StatusCode::SERVICE_UNAVAILABLE,
                 Json(json!({ "status": "unavailable", "reason": "database unreachable" })),
@@ -47,30 +38,15 @@ pub async fn metrics(State(state): State<AppState>) -> axum::response::Response 
     if !state.config.metrics {
         return not_found().await.into_response();
     }
-    let mut body = state
-        .metrics
-        .render(&state.db, state.config.database.max_connections);
+    let mut gauges = state.executor.gauges();
     let slots = &state.slots;
-    body.push_str(&format!(
-        "# HELP titanbay_graphql_requests_running GraphQL requests running now.\n\
-         # TYPE titanbay_graphql_requests_running gauge\n\
-         titanbay_graphql_requests_running {}\n\
-         # HELP titanbay_graphql_requests_waiting GraphQL requests waiting for a free slot.\n\
-         # TYPE titanbay_graphql_requests_waiting gauge\n\
-         titanbay_graphql_requests_waiting {}\n\
-         # HELP titanbay_graphql_max_concurrent_requests The bound on running requests (0: none).\n\
-         # TYPE titanbay_graphql_max_concurrent_requests gauge\n\
-         titanbay_graphql_max_concurrent_requests {}\n",
-        slots.running(),
-        slots.waiting(),
-        slots.limit()
-    ));
+    gauges.requests = (slots.running(), slots.waiting(), slots.limit());
     (
         [(
             axum::http::header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        body,
+        state.metrics.render(&gauges),
     )
         .into_response()
 }

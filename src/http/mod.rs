@@ -1,9 +1,13 @@
-//! HTTP: the router, GraphQL over HTTP, health checks, request ids and per-request logs.
+//! HTTP: the router, GraphQL over HTTP, the playground, health, request ids, per-request logs,
+//! and serving connections with their own limits. Nothing here reaches the database: requests
+//! go to the [`crate::executor`].
 
 pub mod graphql;
 pub mod health;
 pub mod middleware;
-pub mod persisted;
+pub mod playground;
+pub mod render;
+pub mod serve;
 
 use std::sync::Arc;
 
@@ -18,13 +22,7 @@ use tower_http::{
     cors::{AllowOrigin, CorsLayer},
 };
 
-use crate::{
-    auth::Authenticator,
-    config::Config,
-    db::Db,
-    graphql::{AppSchema, pipeline::DocumentCache},
-    metrics::Metrics,
-};
+use crate::{auth::Authenticator, config::Config, executor::Executor, metrics::Metrics};
 
 /// Responses smaller than this are sent uncompressed: compressing them costs more CPU than
 /// the bytes it saves.
@@ -33,21 +31,12 @@ const COMPRESS_ABOVE_BYTES: u16 = 1024;
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
-    /// The GraphQL schema.
-    pub schema: AppSchema,
-    /// The same schema without the document-only validation rules, for requests whose
-    /// document already passed them (`None` when `GRAPHQL_VALIDATE_ONCE` is off).
-    pub revalidated_schema: Option<AppSchema>,
-    /// The database.
-    pub db: Db,
+    /// Runs GraphQL operations.
+    pub executor: Arc<Executor>,
     /// The configuration.
     pub config: Arc<Config>,
-    /// Parsed documents, by text.
-    pub documents: Arc<DocumentCache>,
     /// Prometheus metrics.
     pub metrics: Arc<Metrics>,
-    /// Persisted and trusted documents.
-    pub persisted: Arc<persisted::PersistedDocuments>,
     /// How callers are authenticated.
     pub auth: Arc<Authenticator>,
     /// How many GraphQL requests may run at once.
@@ -97,6 +86,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
+        .merge(playground::assets())
         .fallback(health::not_found)
         .with_state(state.clone());
     let service = ServiceBuilder::new()

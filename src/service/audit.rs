@@ -3,16 +3,23 @@
 
 use sea_orm::{
     ActiveValue::{NotSet, Set},
-    ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect,
+    ColumnTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
+    sea_query::Expr,
 };
 use uuid::Uuid;
 
 use super::{
-    Actor,
+    Actor, count,
     page::{Direction, Page, PageWindow},
 };
-use crate::{entity::audit_event, error::AppError};
+use crate::{
+    db::{
+        Db, Tx,
+        rows::{self, Columns},
+    },
+    entity::audit_event,
+    error::AppError,
+};
 
 /// What a mutation changed.
 #[derive(Debug, Clone)]
@@ -27,12 +34,8 @@ pub struct AuditEntry {
     pub related_ids: Vec<Uuid>,
 }
 
-/// Appends an audit row on `txn` (the mutation's transaction).
-pub async fn record(
-    txn: &impl ConnectionTrait,
-    actor: &Actor,
-    entry: AuditEntry,
-) -> Result<(), AppError> {
+/// Appends an audit row inside `tx` (the mutation's transaction).
+pub async fn record(tx: &mut Tx<'_>, actor: &Actor, entry: AuditEntry) -> Result<(), AppError> {
     let row = audit_event::ActiveModel {
         id: Set(Uuid::now_v7()),
         // The transaction's time, from the database.
@@ -44,15 +47,13 @@ pub async fn record(
         related_ids: Set(entry.related_ids),
         request_id: Set(actor.request_id.clone()),
     };
-    audit_event::Entity::insert(row)
-        .exec_without_returning(txn)
-        .await?;
-    Ok(())
+    tx.execute(audit_event::Entity::insert(row).build(DbBackend::Postgres))
+        .await
 }
 
 /// One page of the trail, newest first.
 pub async fn list_audit_events(
-    db: &impl ConnectionTrait,
+    db: &Db,
     window: &PageWindow<Uuid>,
 ) -> Result<Page<audit_event::Model>, AppError> {
     let mut query = audit_event::Entity::find();
@@ -67,11 +68,21 @@ pub async fn list_audit_events(
         Direction::Forward => query.order_by_desc(audit_event::Column::Id),
         Direction::Backward => query.order_by_asc(audit_event::Column::Id),
     };
-    let rows = query.limit(window.fetch_limit()).all(db).await?;
+    let stmt = query.limit(window.fetch_limit()).build(DbBackend::Postgres);
+    let rows = db
+        .fetch_all(stmt)
+        .await?
+        .iter()
+        .map(|row| rows::audit_event(&Columns::of(row, 0)))
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(window.into_page(rows))
 }
 
 /// How many audit rows exist.
-pub async fn count_audit_events(db: &impl ConnectionTrait) -> Result<u64, AppError> {
-    Ok(audit_event::Entity::find().count(db).await?)
+pub async fn count_audit_events(db: &Db) -> Result<u64, AppError> {
+    let stmt = audit_event::Entity::find()
+        .select_only()
+        .column_as(Expr::cust("count(*)"), "n")
+        .build(DbBackend::Postgres);
+    count(db, stmt).await
 }

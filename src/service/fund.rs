@@ -4,20 +4,23 @@ use std::collections::HashMap;
 
 use rust_decimal::Decimal;
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait, Select, Statement,
-    sea_query::Expr, sea_query::extension::postgres::PgExpr,
+    ActiveValue::Set, ColumnTrait, DbBackend, EntityTrait, Iterable, QueryFilter, QueryOrder,
+    QuerySelect, QueryTrait, Select, Statement, sea_query::Expr,
+    sea_query::extension::postgres::PgExpr,
 };
 use uuid::Uuid;
 
 use super::{
     Actor,
     audit::{self, AuditEntry},
-    now_micros,
+    count, decode_all, now_micros,
     page::{Direction, Page, PageWindow, like_contains_pattern},
 };
 use crate::{
-    db::Db,
+    db::{
+        Db, Tx,
+        rows::{self, ColumnSet, Columns},
+    },
     domain,
     entity::fund::{self, FundStatus},
     error::AppError,
@@ -49,36 +52,39 @@ impl FundFilter {
     }
 }
 
-/// A fund by id, or `None`.
-pub async fn find_fund(db: &Db, id: Uuid) -> Result<Option<fund::Model>, AppError> {
-    // The columns in the order of `FUND_COLUMNS`, decoded by position (as page rows are).
+/// A fund by id with the columns of `columns` (the others are placeholders: see
+/// [`ColumnSet`]), or `None`.
+pub async fn find_fund(
+    db: &Db,
+    id: Uuid,
+    columns: ColumnSet,
+) -> Result<Option<fund::Model>, AppError> {
+    let mut list = String::new();
+    rows::select_list::<fund::Entity>(&mut list, "f", columns.without_id());
     let stmt = Statement::from_sql_and_values(
         DbBackend::Postgres,
-        "SELECT name, vintage_year, target_size_usd, status, created_at, updated_at \
-         FROM funds WHERE id = $1",
+        format!("SELECT true{list} FROM funds f WHERE f.id = $1"),
         [id.into()],
     );
-    match db.fetch_all(stmt).await?.first() {
-        Some(row) => Ok(Some(super::investment::fund_row(row, id)?)),
+    match db.fetch_optional(stmt).await? {
+        Some(row) => Ok(Some(rows::fund(&Columns::of(&row, 1), id, columns)?)),
         None => Ok(None),
     }
 }
 
 /// Funds by id, in no particular order; unknown ids are left out.
-pub async fn funds_by_ids(
-    db: &impl ConnectionTrait,
-    ids: &[Uuid],
-) -> Result<HashMap<Uuid, fund::Model>, AppError> {
+pub async fn funds_by_ids(db: &Db, ids: &[Uuid]) -> Result<HashMap<Uuid, fund::Model>, AppError> {
     // `= ANY($1)` keeps one statement text (and one prepared statement) for every batch size.
-    let rows = fund::Entity::find()
-        .from_raw_sql(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "SELECT * FROM funds WHERE id = ANY($1::uuid[])",
-            [ids.to_vec().into()],
-        ))
-        .all(db)
-        .await?;
-    Ok(rows.into_iter().map(|f| (f.id, f)).collect())
+    let stmt = Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        format!(
+            "SELECT {} FROM funds f WHERE f.id = ANY($1::uuid[])",
+            rows::all_columns::<fund::Entity>("f")
+        ),
+        [ids.to_vec().into()],
+    );
+    let found = decode_all(&db.fetch_all(stmt).await?, rows::fund)?;
+    Ok(found.into_iter().map(|f| (f.id, f)).collect())
 }
 
 /// One page of funds in id order (oldest first), filtered.
@@ -87,18 +93,11 @@ pub async fn list_funds(
     filter: &FundFilter,
     window: &PageWindow<Uuid>,
 ) -> Result<Page<fund::Model>, AppError> {
-    // The id, then the columns in the order of `FUND_COLUMNS`, decoded by position (as page
-    // rows are) and run on the pool directly: decoding by name through SeaORM took about 5,000
-    // instructions a row.
-    let mut query = filter.apply(fund::Entity::find().select_only().columns([
-        fund::Column::Id,
-        fund::Column::Name,
-        fund::Column::VintageYear,
-        fund::Column::TargetSizeUsd,
-        fund::Column::Status,
-        fund::Column::CreatedAt,
-        fund::Column::UpdatedAt,
-    ]));
+    let mut query = filter.apply(
+        fund::Entity::find()
+            .select_only()
+            .columns(fund::Column::iter()),
+    );
     if let Some(after) = window.after {
         query = query.filter(fund::Column::Id.gt(after));
     }
@@ -110,18 +109,18 @@ pub async fn list_funds(
         Direction::Backward => query.order_by_desc(fund::Column::Id),
     };
     let stmt = query.limit(window.fetch_limit()).build(DbBackend::Postgres);
-    let rows = db
-        .fetch_all(stmt)
-        .await?
-        .iter()
-        .map(super::investment::fund_row_with_id)
-        .collect::<Result<Vec<_>, _>>()?;
+    let rows = decode_all(&db.fetch_all(stmt).await?, rows::fund)?;
     Ok(window.into_page(rows))
 }
 
 /// How many funds match the filter.
-pub async fn count_funds(db: &impl ConnectionTrait, filter: &FundFilter) -> Result<u64, AppError> {
-    Ok(filter.apply(fund::Entity::find()).count(db).await?)
+pub async fn count_funds(db: &Db, filter: &FundFilter) -> Result<u64, AppError> {
+    let stmt = filter
+        .apply(fund::Entity::find())
+        .select_only()
+        .column_as(Expr::cust("count(*)"), "n")
+        .build(DbBackend::Postgres);
+    count(db, stmt).await
 }
 
 /// A validated new fund.
@@ -137,28 +136,29 @@ pub struct NewFund {
     pub status: FundStatus,
 }
 
-/// Creates a fund.
+/// Creates a fund (and its audit row, in the same transaction).
 #[tracing::instrument(skip_all, fields(request_id = %actor.request_id))]
 pub async fn create_fund(db: &Db, actor: &Actor, new: NewFund) -> Result<fund::Model, AppError> {
     let now = now_micros();
-    let model = fund::ActiveModel {
-        id: Set(Uuid::now_v7()),
-        name: Set(new.name),
-        vintage_year: Set(new.vintage_year),
-        target_size_usd: Set(new.target_size_usd),
-        status: Set(new.status),
-        created_at: Set(now),
-        updated_at: Set(now),
+    let created = fund::Model {
+        id: Uuid::now_v7(),
+        name: new.name,
+        vintage_year: new.vintage_year,
+        target_size_usd: new.target_size_usd,
+        status: new.status,
+        created_at: now,
+        updated_at: now,
     };
-    let txn = db.begin(actor.deadline).await?;
-    let created = db
+    let insert =
+        fund::Entity::insert(fund::ActiveModel::from(created.clone())).build(DbBackend::Postgres);
+    let mut tx = db.begin(actor.deadline).await?;
+    let result = db
         .guard(actor.deadline, async {
-            let created = model.insert(&txn).await?;
-            audit::record(&txn, actor, fund_entry("createFund", created.id)).await?;
-            Ok(created)
+            tx.execute(insert).await?;
+            audit::record(&mut tx, actor, fund_entry("createFund", created.id)).await
         })
-        .await?;
-    db.commit(txn).await?;
+        .await;
+    tx.finish(result).await?;
     Ok(created)
 }
 
@@ -193,32 +193,37 @@ pub async fn update_fund(
     actor: &Actor,
     changes: FundChanges,
 ) -> Result<fund::Model, AppError> {
-    let txn = db.begin(actor.deadline).await?;
-    let updated = db
+    let mut tx = db.begin(actor.deadline).await?;
+    let result = db
         .guard(actor.deadline, async {
-            let updated = apply_fund_changes(&txn, changes).await?;
-            audit::record(&txn, actor, fund_entry("updateFund", updated.id)).await?;
+            let updated = apply_fund_changes(&mut tx, changes).await?;
+            audit::record(&mut tx, actor, fund_entry("updateFund", updated.id)).await?;
             Ok(updated)
         })
-        .await?;
-    db.commit(txn).await?;
-    Ok(updated)
+        .await;
+    tx.finish(result).await
 }
 
 /// The body of [`update_fund`], inside its transaction.
 async fn apply_fund_changes(
-    txn: &impl ConnectionTrait,
+    tx: &mut Tx<'_>,
     changes: FundChanges,
 ) -> Result<fund::Model, AppError> {
-    let current = fund::Entity::find_by_id(changes.id)
+    let lock = fund::Entity::find_by_id(changes.id)
         .lock_exclusive()
-        .one(txn)
-        .await?
-        .ok_or(AppError::NotFound {
-            entity: "fund",
-            id: changes.id,
-            field: "input.id",
-        })?;
+        .build(DbBackend::Postgres);
+    let current = match tx.fetch_optional(lock).await? {
+        Some(row) => decode_all(std::slice::from_ref(&row), rows::fund)?
+            .pop()
+            .ok_or_else(|| AppError::Internal("a locked fund row did not decode".to_owned()))?,
+        None => {
+            return Err(AppError::NotFound {
+                entity: "fund",
+                id: changes.id,
+                field: "input.id",
+            });
+        }
+    };
     if let Some(to) = changes.status
         && !domain::status_transition_allowed(current.status, to)
     {
@@ -235,21 +240,33 @@ async fn apply_fund_changes(
         now_micros(),
         current.updated_at + chrono::Duration::microseconds(1),
     );
-    let mut model: fund::ActiveModel = current.into();
+    let mut updated = current;
     if let Some(name) = changes.name {
-        model.name = Set(name);
+        updated.name = name;
     }
     if let Some(year) = changes.vintage_year {
-        model.vintage_year = Set(year);
+        updated.vintage_year = year;
     }
     if let Some(size) = changes.target_size_usd {
-        model.target_size_usd = Set(size);
+        updated.target_size_usd = size;
     }
     if let Some(status) = changes.status {
-        model.status = Set(status);
+        updated.status = status;
     }
-    model.updated_at = Set(updated_at);
-    Ok(model.update(txn).await?)
+    updated.updated_at = updated_at;
+    let update = fund::Entity::update_many()
+        .set(fund::ActiveModel {
+            name: Set(updated.name.clone()),
+            vintage_year: Set(updated.vintage_year),
+            target_size_usd: Set(updated.target_size_usd),
+            status: Set(updated.status),
+            updated_at: Set(updated.updated_at),
+            ..Default::default()
+        })
+        .filter(fund::Column::Id.eq(updated.id))
+        .build(DbBackend::Postgres);
+    tx.execute(update).await?;
+    Ok(updated)
 }
 
 fn fund_entry(operation: &'static str, id: Uuid) -> AuditEntry {

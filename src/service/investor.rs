@@ -3,10 +3,9 @@
 use std::collections::HashMap;
 
 use sea_orm::{
-    ActiveModelTrait,
     ActiveValue::Set,
-    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, Select, Statement,
+    ColumnTrait, DbBackend, EntityTrait, Iterable, QueryFilter, QueryOrder, QuerySelect,
+    QueryTrait, Select, Statement,
     sea_query::{Expr, ExprTrait, Func},
 };
 use uuid::Uuid;
@@ -14,11 +13,14 @@ use uuid::Uuid;
 use super::{
     Actor,
     audit::{self, AuditEntry},
-    now_micros,
+    count, decode_all, now_micros,
     page::{Direction, Page, PageWindow},
 };
 use crate::{
-    db::Db,
+    db::{
+        Db, Tx,
+        rows::{self, ColumnSet, Columns},
+    },
     entity::investor::{self, InvestorType},
     error::{AppError, is_unique_violation},
 };
@@ -31,7 +33,7 @@ const EMAIL_INDEX: &str = "ix_investors_email";
 pub struct InvestorFilter {
     /// Only investors of this type.
     pub investor_type: Option<InvestorType>,
-    /// Only the investor with this email (case-insensitive, surrounding spaces ignored).
+    /// Only the investor with this email (normalised as stored emails are).
     pub email: Option<String>,
 }
 
@@ -46,47 +48,60 @@ impl InvestorFilter {
             query = query.filter(investor::Column::InvestorType.eq(kind));
         }
         if let Some(email) = &self.email {
-            query = query.filter(lower_email().eq(email.trim().to_lowercase()));
+            query = query.filter(lower_email().eq(email.clone()));
         }
         query
     }
 }
 
-/// An investor by id, or `None`.
+/// An investor by id with the columns of `columns` (the others are placeholders), or `None`.
 pub async fn find_investor(
-    db: &impl ConnectionTrait,
+    db: &Db,
     id: Uuid,
+    columns: ColumnSet,
 ) -> Result<Option<investor::Model>, AppError> {
-    Ok(
-        super::find_by_pk::<investor::Entity>(db, "SELECT * FROM investors WHERE id = $1", id)
-            .await?,
-    )
+    let mut list = String::new();
+    rows::select_list::<investor::Entity>(&mut list, "v", columns.without_id());
+    let stmt = Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        format!("SELECT true{list} FROM investors v WHERE v.id = $1"),
+        [id.into()],
+    );
+    match db.fetch_optional(stmt).await? {
+        Some(row) => Ok(Some(rows::investor(&Columns::of(&row, 1), id, columns)?)),
+        None => Ok(None),
+    }
 }
 
 /// Investors by id; unknown ids are left out.
 pub async fn investors_by_ids(
-    db: &impl ConnectionTrait,
+    db: &Db,
     ids: &[Uuid],
 ) -> Result<HashMap<Uuid, investor::Model>, AppError> {
     // `= ANY($1)` keeps one statement text (and one prepared statement) for every batch size.
-    let rows = investor::Entity::find()
-        .from_raw_sql(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "SELECT * FROM investors WHERE id = ANY($1::uuid[])",
-            [ids.to_vec().into()],
-        ))
-        .all(db)
-        .await?;
-    Ok(rows.into_iter().map(|i| (i.id, i)).collect())
+    let stmt = Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        format!(
+            "SELECT {} FROM investors v WHERE v.id = ANY($1::uuid[])",
+            rows::all_columns::<investor::Entity>("v")
+        ),
+        [ids.to_vec().into()],
+    );
+    let found = decode_all(&db.fetch_all(stmt).await?, rows::investor)?;
+    Ok(found.into_iter().map(|i| (i.id, i)).collect())
 }
 
 /// One page of investors in id order (oldest first), filtered.
 pub async fn list_investors(
-    db: &impl ConnectionTrait,
+    db: &Db,
     filter: &InvestorFilter,
     window: &PageWindow<Uuid>,
 ) -> Result<Page<investor::Model>, AppError> {
-    let mut query = filter.apply(investor::Entity::find());
+    let mut query = filter.apply(
+        investor::Entity::find()
+            .select_only()
+            .columns(investor::Column::iter()),
+    );
     if let Some(after) = window.after {
         query = query.filter(investor::Column::Id.gt(after));
     }
@@ -97,16 +112,19 @@ pub async fn list_investors(
         Direction::Forward => query.order_by_asc(investor::Column::Id),
         Direction::Backward => query.order_by_desc(investor::Column::Id),
     };
-    let rows = query.limit(window.fetch_limit()).all(db).await?;
+    let stmt = query.limit(window.fetch_limit()).build(DbBackend::Postgres);
+    let rows = decode_all(&db.fetch_all(stmt).await?, rows::investor)?;
     Ok(window.into_page(rows))
 }
 
 /// How many investors match the filter.
-pub async fn count_investors(
-    db: &impl ConnectionTrait,
-    filter: &InvestorFilter,
-) -> Result<u64, AppError> {
-    Ok(filter.apply(investor::Entity::find()).count(db).await?)
+pub async fn count_investors(db: &Db, filter: &InvestorFilter) -> Result<u64, AppError> {
+    let stmt = filter
+        .apply(investor::Entity::find())
+        .select_only()
+        .column_as(Expr::cust("count(*)"), "n")
+        .build(DbBackend::Postgres);
+    count(db, stmt).await
 }
 
 /// A validated new investor.
@@ -116,75 +134,76 @@ pub struct NewInvestor {
     pub name: String,
     /// Kind of investor.
     pub investor_type: InvestorType,
-    /// Trimmed, lower-cased, checked email.
+    /// Normalised, checked email.
     pub email: String,
 }
 
-fn duplicate_email(email: &str) -> AppError {
+fn duplicate_email() -> AppError {
     AppError::Conflict {
         field: "input.email",
-        message: format!("an investor with email {email:?} already exists"),
+        message: "an investor with this email already exists".to_owned(),
     }
 }
 
 /// Creates an investor. A duplicate email (case-insensitively) is `CONFLICT`, also when two
 /// requests race: the unique index decides, the pre-check only saves an insert attempt. (One
-/// transaction, so the audit row of a later change commits or rolls back with it.)
+/// transaction, so the audit row commits or rolls back with it.)
 #[tracing::instrument(skip_all, fields(request_id = %actor.request_id))]
 pub async fn create_investor(
     db: &Db,
     actor: &Actor,
     new: NewInvestor,
 ) -> Result<investor::Model, AppError> {
-    let txn = db.begin(actor.deadline).await?;
-    let created = db
+    let mut tx = db.begin(actor.deadline).await?;
+    let result = db
         .guard(actor.deadline, async {
-            let created = insert_investor(&txn, new).await?;
+            let created = insert_investor(&mut tx, new).await?;
             let entry = AuditEntry {
                 operation: "createInvestor",
                 entity: "investor",
                 entity_id: created.id,
                 related_ids: Vec::new(),
             };
-            audit::record(&txn, actor, entry).await?;
+            audit::record(&mut tx, actor, entry).await?;
             Ok(created)
         })
-        .await?;
-    db.commit(txn).await?;
-    Ok(created)
+        .await;
+    tx.finish(result).await
 }
 
 /// The body of [`create_investor`], inside its transaction.
-async fn insert_investor(
-    txn: &impl ConnectionTrait,
-    new: NewInvestor,
-) -> Result<investor::Model, AppError> {
+async fn insert_investor(tx: &mut Tx<'_>, new: NewInvestor) -> Result<investor::Model, AppError> {
     let taken = investor::Entity::find()
         .select_only()
         .column(investor::Column::Id)
         .filter(lower_email().eq(new.email.clone()))
-        .into_tuple::<Uuid>()
-        .one(txn)
-        .await?
-        .is_some();
-    if taken {
-        return Err(duplicate_email(&new.email));
+        .build(DbBackend::Postgres);
+    if tx.fetch_optional(taken).await?.is_some() {
+        return Err(duplicate_email());
     }
     let now = now_micros();
-    let email = new.email.clone();
-    let model = investor::ActiveModel {
-        id: Set(Uuid::now_v7()),
-        name: Set(new.name),
-        investor_type: Set(new.investor_type),
-        email: Set(new.email),
-        created_at: Set(now),
-        updated_at: Set(now),
+    let created = investor::Model {
+        id: Uuid::now_v7(),
+        name: new.name,
+        investor_type: new.investor_type,
+        email: new.email,
+        created_at: now,
+        updated_at: now,
     };
-    model.insert(txn).await.map_err(|e| {
-        if is_unique_violation(&e, EMAIL_INDEX) {
-            duplicate_email(&email)
-        } else {
-            AppError::from(e)
-        }
+    let insert = investor::Entity::insert(investor::ActiveModel {
+        id: Set(created.id),
+        name: Set(created.name.clone()),
+        investor_type: Set(created.investor_type),
+        email: Set(created.email.clone()),
+        created_at: Set(created.created_at),
+        updated_at: Set(created.updated_at),
     })
+    .build(DbBackend::Postgres);
+    match tx.execute(insert).await {
+        Ok(()) => Ok(created),
+        Err(AppError::Database(e)) if is_unique_violation(&e, EMAIL_INDEX) => {
+            Err(duplicate_email())
+        }
+        Err(e) => Err(e),
+    }
 }

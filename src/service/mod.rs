@@ -1,6 +1,6 @@
-//! Business operations. Each mutation is one function owning one transaction; reads are plain
-//! functions over `&impl ConnectionTrait` so they work on the pool or inside a transaction.
-//! Nothing here knows about GraphQL.
+//! Business operations. Each mutation is one function owning one transaction (or one
+//! statement); every statement is built here (with SeaORM's query builder or as fixed text)
+//! and run through [`crate::db::Db`]. Nothing here knows about GraphQL.
 
 pub mod audit;
 pub mod fund;
@@ -27,23 +27,38 @@ pub fn now_micros() -> DateTime<Utc> {
     Utc::now().trunc_subsecs(6)
 }
 
-/// One row of entity `E` by primary key, with a fixed statement text (`SELECT * FROM <table>
-/// WHERE id = $1`): the text is a constant instead of being rebuilt by the query builder on
-/// every call, and PostgreSQL prepares it once per connection.
-pub(crate) async fn find_by_pk<E>(
-    db: &impl sea_orm::ConnectionTrait,
-    sql: &'static str,
-    id: uuid::Uuid,
-) -> Result<Option<E::Model>, sea_orm::DbErr>
-where
-    E: sea_orm::EntityTrait,
-{
-    E::find()
-        .from_raw_sql(sea_orm::Statement::from_sql_and_values(
-            sea_orm::DbBackend::Postgres,
-            sql,
-            [id.into()],
-        ))
-        .one(db)
-        .await
+/// Decodes rows of `E` fetched with every column in entity order (a statement built by
+/// SeaORM's `Entity::find()`): the id first, then the rest from position 1.
+pub(crate) fn decode_all<M>(
+    rows: &[sea_orm::sqlx::postgres::PgRow],
+    decode: fn(
+        &crate::db::rows::Columns<'_>,
+        uuid::Uuid,
+        crate::db::rows::ColumnSet,
+    ) -> Result<M, sea_orm::DbErr>,
+) -> Result<Vec<M>, crate::error::AppError> {
+    rows.iter()
+        .map(|row| {
+            let columns = crate::db::rows::Columns::of(row, 0);
+            let id = columns.get(0)?;
+            Ok(decode(
+                &columns.shifted(1),
+                id,
+                crate::db::rows::ColumnSet::ALL,
+            )?)
+        })
+        .collect()
+}
+
+/// The number in the first column of a `count(*)` statement's only row.
+pub(crate) async fn count(
+    db: &crate::db::Db,
+    stmt: sea_orm::Statement,
+) -> Result<u64, crate::error::AppError> {
+    let row = db.fetch_optional(stmt).await?;
+    let n: i64 = match row {
+        Some(row) => crate::db::rows::Columns::of(&row, 0).get(0)?,
+        None => 0,
+    };
+    Ok(u64::try_from(n).unwrap_or(0))
 }

@@ -23,7 +23,7 @@ use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection};
 use serde_json::{Value, json};
 use titanbay::{
     config::Config,
-    db::{self, Db, quote_ident},
+    db::{Db, quote_ident},
     http::{self, AppState},
     local_pg::{self, LocalPgOptions, LocalPostgres},
     startup::build_state,
@@ -250,6 +250,10 @@ pub struct TestApp {
     pub url: String,
     pub state: AppState,
     pub router: Router,
+    /// The application's database handle (statement counters, the pool).
+    pub db: Db,
+    /// A separate connection for the tests' own SQL.
+    pub sql_conn: DatabaseConnection,
 }
 
 /// A response: status, headers and parsed JSON body (Null when not JSON).
@@ -306,18 +310,19 @@ impl TestApp {
         let url = cluster.url(&database);
         let mut config = test_config(&url);
         adjust(&mut config);
-        let conn = Database::connect(db::connect_options(&config.database, &url))
+        let db = Db::connect(&config.database, &url)
             .await
             .expect("connect to the test database");
-        let state = build_state(Db::with_probe(conn, &url), config)
-            .await
-            .expect("state");
+        let state = build_state(db.clone(), config).await.expect("state");
         let router = http::router(state.clone());
+        let sql_conn = admin_connection(&url).await;
         TestApp {
             database,
             url,
             state,
             router,
+            db,
+            sql_conn,
         }
     }
 
@@ -325,24 +330,20 @@ impl TestApp {
     pub async fn sibling(&self, adjust: impl FnOnce(&mut Config)) -> Router {
         let mut config = test_config(&self.url);
         adjust(&mut config);
-        let conn = Database::connect(db::connect_options(&config.database, &self.url))
+        let db = Db::connect(&config.database, &self.url)
             .await
             .expect("connect to the test database");
-        http::router(
-            build_state(Db::with_probe(conn, &self.url), config)
-                .await
-                .expect("state"),
-        )
+        http::router(build_state(db, config).await.expect("state"))
     }
 
-    /// The database handle (statement counters, raw SQL).
+    /// The database handle (statement counters, the pool).
     pub fn db(&self) -> &Db {
-        &self.state.db
+        &self.db
     }
 
     /// Statements executed so far on this app's pool.
     pub fn statements(&self) -> u64 {
-        self.state.db.stats().statements()
+        self.db.stats().statements()
     }
 
     /// Sends any HTTP request through the router.
@@ -391,11 +392,9 @@ impl TestApp {
         body["data"].clone()
     }
 
-    /// Runs raw SQL on this app's database.
+    /// Runs raw SQL on this app's database (on the tests' own connection).
     pub async fn sql(&self, sql: &str) {
-        self.state
-            .db
-            .conn
+        self.sql_conn
             .execute_unprepared(sql)
             .await
             .unwrap_or_else(|e| panic!("{sql}: {e}"));
@@ -404,9 +403,7 @@ impl TestApp {
     /// One scalar of a query on this app's database.
     pub async fn sql_scalar<T: sea_orm::TryGetable>(&self, sql: &str) -> T {
         let row = self
-            .state
-            .db
-            .conn
+            .sql_conn
             .query_one_raw(sea_orm::Statement::from_string(
                 sea_orm::DbBackend::Postgres,
                 sql.to_owned(),

@@ -1,0 +1,457 @@
+//! The one request pipeline: prepare → validate → run → codes.
+//!
+//! Every GraphQL operation, whatever transport brought it, goes through [`Executor::execute`]:
+//!
+//! 1. **prepare**: a persisted or trusted document is looked up ([`persisted`]); the document is
+//!    bounded in bytes and tokens before it is parsed, then parsed once and cached
+//!    ([`document`]);
+//! 2. **refuse what must not run**: an unknown or missing operation name, a mutation sent with
+//!    GET, more fields or deeper nesting than allowed (introspection is bounded apart from data,
+//!    so stock clients' introspection queries pass the data limits), a complexity over the
+//!    limit ([`complexity`]), introspection when it is
+//!    off, a missing required variable, a string where an enum is expected ([`literals`]);
+//! 3. **validate and run** with async-graphql (its full validation), with a
+//!    per-request loader, the caller's principal, and — for queries — a deadline and the
+//!    database's reachability: a query is abandoned when either runs out, a mutation never
+//!    after it may have committed;
+//! 4. **finish**: every error gets its contract code ([`messages`] holds the async-graphql
+//!    messages that decide some of them), null propagation, selection order, bounded errors
+//!    ([`finish`]).
+//!
+//! This is deliberately not an async-graphql `Extension`: with any extension installed,
+//! async-graphql sends every field resolution through the extension chain (a boxed future and a
+//! registry lookup per field), which costs more than the rest of a large nested request.
+
+pub mod complexity;
+pub mod document;
+pub mod finish;
+pub mod literals;
+pub mod messages;
+pub mod persisted;
+
+use std::sync::Arc;
+
+use async_graphql::{Request, Response, ServerError, parser::types::OperationType};
+
+use self::{
+    document::{Document, DocumentCache, Selected, TooLarge},
+    finish::{ErrorBounds, coded_error},
+    persisted::PersistedDocuments,
+};
+use crate::{
+    auth::Principal,
+    config::Limits,
+    db::Db,
+    error::ErrorCode,
+    graphql::{
+        AppSchema,
+        context::RequestContext,
+        loader::{new_loaders, track},
+        raw::{RawParts, RawTable},
+    },
+    metrics::{Gauges, Metrics},
+    service::Actor,
+};
+
+/// One operation as it arrived: the GraphQL request and, for a trusted document, its id.
+#[derive(Debug)]
+pub struct Operation {
+    /// The request (its document may still be empty: sent by hash or id).
+    pub request: Request,
+    /// The GraphQL-over-HTTP `documentId`, when given.
+    pub document_id: Option<String>,
+}
+
+impl From<Request> for Operation {
+    fn from(request: Request) -> Self {
+        Operation {
+            request,
+            document_id: None,
+        }
+    }
+}
+
+/// Who sent an operation and with what budget.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// The authenticated principal (its scopes and subject).
+    pub principal: Principal,
+    /// The request id (`X-Request-ID`), for the audit trail and logs.
+    pub request_id: String,
+    /// When the operation must be finished.
+    pub deadline: Option<tokio::time::Instant>,
+    /// The operation came by `GET` (only queries may run).
+    pub is_get: bool,
+}
+
+/// One executed (or refused) operation.
+pub struct Outcome {
+    /// The response (its errors coded).
+    pub response: Response,
+    /// Whether execution started (a response without `data` otherwise).
+    pub executed: bool,
+    /// The operation's name from its document, when it has one.
+    pub operation_name: Option<String>,
+    /// JSON written during execution by the fast path (see [`crate::graphql::raw`]).
+    pub raw: RawTable,
+}
+
+impl Outcome {
+    /// An operation refused before anything ran.
+    pub fn refused(err: ServerError) -> Outcome {
+        Outcome {
+            response: Response::from_errors(vec![err]),
+            executed: false,
+            operation_name: None,
+            raw: RawTable::default(),
+        }
+    }
+
+    /// The code of the first error, if any.
+    pub fn first_code(&self) -> Option<ErrorCode> {
+        self.response.errors.iter().find_map(finish::error_code)
+    }
+}
+
+/// Introspection (`__schema`, `__type`) is bounded apart from the data limits: at most this
+/// many fields, fragments expanded. The stock introspection queries of graphql-js, GraphiQL,
+/// Apollo and gql select a few hundred.
+const MAX_INTROSPECTION_FIELDS: usize = 2_000;
+
+/// Runs GraphQL operations (see the module documentation).
+pub struct Executor {
+    schema: AppSchema,
+    registry: async_graphql::registry::Registry,
+    db: Db,
+    documents: DocumentCache,
+    persisted: PersistedDocuments,
+    limits: Limits,
+    introspection: bool,
+    metrics: Arc<Metrics>,
+}
+
+impl std::fmt::Debug for Executor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Executor").finish_non_exhaustive()
+    }
+}
+
+/// An error refusing a request, with its code.
+fn refuse(code: ErrorCode, message: impl Into<String>) -> Outcome {
+    Outcome::refused(coded_error(code, message, None))
+}
+
+impl Executor {
+    /// An executor of `schema`'s operations on `db`.
+    pub fn new(
+        schema: AppSchema,
+        db: Db,
+        persisted: PersistedDocuments,
+        limits: Limits,
+        introspection: bool,
+        metrics: Arc<Metrics>,
+    ) -> Executor {
+        Executor {
+            registry: crate::graphql::registry(),
+            documents: DocumentCache::new(limits.document_cache_bytes),
+            schema,
+            db,
+            persisted,
+            limits,
+            introspection,
+            metrics,
+        }
+    }
+
+    /// Closes the database pool (at shutdown).
+    pub fn close(&self) {
+        self.db.close();
+    }
+
+    /// Whether the database answers a trivial statement (for readiness).
+    pub async fn database_ready(&self) -> Result<(), String> {
+        self.db.ensure_reachable().map_err(|e| e.to_string())?;
+        self.db
+            .fetch_all(sea_orm::Statement::from_string(
+                sea_orm::DbBackend::Postgres,
+                "SELECT 1",
+            ))
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    /// The gauges of the database and the caches, for metrics.
+    pub fn gauges(&self) -> Gauges {
+        let pool = self.db.pool_status();
+        let stats = self.db.stats();
+        Gauges {
+            pool_in_use: pool.size.saturating_sub(pool.idle),
+            pool_idle: pool.idle,
+            pool_waiting: pool.waiting,
+            pool_max: pool.max,
+            reads: self.db.reads_in_progress(),
+            writes: self.db.writes_in_progress(),
+            reachable: self.db.health().is_healthy(),
+            statements: (stats.statements(), stats.failed()),
+            requests: (0, 0, 0),
+            caches: (self.documents.bytes(), self.persisted.remembered_bytes()),
+        }
+    }
+
+    /// The parsed document of `request`, from the cache or parsed now (bounded first).
+    fn document(&self, request: &Request) -> Result<Arc<Document>, Outcome> {
+        let text = &request.query;
+        let name = request.operation_name.as_deref();
+        if let Some(hit) = self.documents.get(text, name) {
+            return Ok(hit);
+        }
+        if let Err(too_large) = document::check_size(
+            text,
+            self.limits.max_document_bytes,
+            self.limits.max_document_tokens,
+        ) {
+            return Err(refuse(
+                ErrorCode::QueryTooComplex,
+                match too_large {
+                    TooLarge::Bytes(n) => format!(
+                        "the document is {n} bytes; the limit is {}",
+                        self.limits.max_document_bytes
+                    ),
+                    TooLarge::Tokens => format!(
+                        "the document has more than {} tokens",
+                        self.limits.max_document_tokens
+                    ),
+                },
+            ));
+        }
+        match Document::parse(text, name) {
+            Ok(document) => {
+                let document = Arc::new(document);
+                self.documents.put(Arc::clone(&document));
+                Ok(document)
+            }
+            Err(err) => {
+                let mut refused =
+                    coded_error(ErrorCode::GraphqlParseFailed, syntax_message(&err), None);
+                refused.locations = err.positions().collect();
+                Err(Outcome::refused(refused))
+            }
+        }
+    }
+
+    /// What must be refused before validation (see the module documentation), if anything.
+    fn refusal(&self, document: &Document, request: &Request, is_get: bool) -> Option<Outcome> {
+        let limits = &self.limits;
+        let ty = match document.selected {
+            Selected::Operation(ty) => ty,
+            Selected::UnknownName => {
+                return Some(refuse(
+                    ErrorCode::BadRequest,
+                    "the document has no operation of the given operationName",
+                ));
+            }
+            Selected::NameRequired => {
+                return Some(refuse(
+                    ErrorCode::BadRequest,
+                    "the document has several operations: give operationName",
+                ));
+            }
+        };
+        if is_get && ty != OperationType::Query {
+            return Some(refuse(
+                ErrorCode::MethodNotAllowed,
+                "only queries may be sent with GET; send mutations with POST",
+            ));
+        }
+        let measure = document.measure;
+        if measure.data_fields > limits.max_fields {
+            return Some(refuse(
+                ErrorCode::QueryTooComplex,
+                format!(
+                    "the operation selects {} fields (fragments expanded); the limit is {}",
+                    measure.data_fields, limits.max_fields
+                ),
+            ));
+        }
+        if measure.data_depth > limits.max_depth {
+            return Some(refuse(
+                ErrorCode::QueryTooComplex,
+                format!(
+                    "the operation nests {} levels deep; the limit is {}",
+                    measure.data_depth, limits.max_depth
+                ),
+            ));
+        }
+        if measure.introspection_fields > MAX_INTROSPECTION_FIELDS {
+            return Some(refuse(
+                ErrorCode::QueryTooComplex,
+                format!(
+                    "the introspection selects {} fields; the limit is {MAX_INTROSPECTION_FIELDS}",
+                    measure.introspection_fields
+                ),
+            ));
+        }
+        if let Some(op) = document.operation() {
+            let cost = complexity::complexity(
+                op,
+                &document.doc.fragments,
+                &request.variables,
+                &self.registry,
+            );
+            if cost > limits.max_complexity {
+                return Some(refuse(
+                    ErrorCode::QueryTooComplex,
+                    format!(
+                        "the operation's complexity is {cost} (a connection costs its page size \
+                         times what it selects); the limit is {}",
+                        limits.max_complexity
+                    ),
+                ));
+            }
+        }
+        if document.introspection && !self.introspection {
+            return Some(refuse(
+                ErrorCode::GraphqlValidationFailed,
+                "introspection is disabled on this server",
+            ));
+        }
+        for (name, ty, path) in &document.required_variables {
+            let provided = request
+                .variables
+                .get(name.as_str())
+                .is_some_and(|v| !matches!(v, async_graphql::Value::Null));
+            if !provided {
+                return Some(Outcome::refused(coded_error(
+                    ErrorCode::BadUserInput,
+                    format!("variable ${name} of type {ty} must be given a non-null value"),
+                    path.as_deref(),
+                )));
+            }
+        }
+        if let Some(op) = document.operation()
+            && let Some((path, enum_name)) =
+                literals::string_for_enum(op, &document.doc.fragments, &self.registry)
+        {
+            return Some(refuse(
+                ErrorCode::GraphqlValidationFailed,
+                format!(
+                    "{path}: a {enum_name} value is written without quotes (an enum value, not a string)"
+                ),
+            ));
+        }
+        None
+    }
+
+    /// Runs one operation for `caller`.
+    ///
+    /// A query is abandoned (and answered with a coded error) when the caller's deadline
+    /// passes or the database becomes unreachable while it runs. A mutation is never abandoned
+    /// from here: its transaction is guarded up to the commit, so its answer always tells
+    /// whether it committed.
+    pub async fn execute(&self, operation: Operation, caller: &Caller) -> Outcome {
+        let Operation {
+            mut request,
+            document_id,
+        } = operation;
+        if let Err(err) = self.persisted.resolve(&mut request, document_id.as_deref()) {
+            return Outcome::refused(err);
+        }
+        if request.query.is_empty() {
+            return refuse(ErrorCode::BadRequest, "the request has no query");
+        }
+        let document = match self.document(&request) {
+            Ok(document) => document,
+            Err(refused) => return refused,
+        };
+        if let Some(refused) = self.refusal(&document, &request, caller.is_get) {
+            return Outcome {
+                operation_name: document.name.clone(),
+                ..refused
+            };
+        }
+        let is_mutation = document.operation_type() == Some(OperationType::Mutation);
+        let (loaders, quiescence) = new_loaders(self.db.clone(), Arc::clone(&self.metrics));
+        let raw_parts = Arc::new(RawParts::default());
+        request.set_parsed_query(document.doc.clone());
+        let request = request
+            .data(Arc::clone(&raw_parts))
+            .data(loaders)
+            .data(caller.principal.clone())
+            .data(RequestContext {
+                actor: Actor {
+                    subject: caller.principal.subject.clone(),
+                    request_id: caller.request_id.clone(),
+                    deadline: caller.deadline,
+                },
+            });
+        let work = track(quiescence, self.schema.execute(request));
+        tokio::pin!(work);
+        let abandoned = |code: ErrorCode, message: String| Outcome {
+            // Execution started but was stopped: no data, one coded error.
+            response: Response::from_errors(vec![coded_error(code, message, None)]),
+            executed: true,
+            operation_name: document.name.clone(),
+            raw: RawTable::default(),
+        };
+        let mut response = tokio::select! {
+            response = &mut work => response,
+            () = crate::db::expiry(caller.deadline), if !is_mutation => return abandoned(
+                ErrorCode::RequestTimeout,
+                format!("the request ran longer than {:?} and was cut off", self.limits.request_timeout),
+            ),
+            () = self.db.health().unreachable(), if !is_mutation => return abandoned(
+                ErrorCode::ServiceUnavailable,
+                "the database became unreachable; retry later".to_owned(),
+            ),
+        };
+        let bounds = ErrorBounds {
+            max_errors: self.limits.max_errors,
+            max_message_chars: self.limits.max_error_message_chars,
+        };
+        let executed = finish::finish(&mut response, &document, &self.registry, bounds);
+        Outcome {
+            response,
+            executed,
+            operation_name: document.name.clone(),
+            raw: raw_parts.take(),
+        }
+    }
+}
+
+/// A parse error in one line: where, and what the parser expected.
+fn syntax_message(err: &async_graphql::parser::Error) -> String {
+    let at = err
+        .positions()
+        .next()
+        .map(|p| format!(" at line {}, column {}", p.line, p.column))
+        .unwrap_or_default();
+    // The parser's own text is a multi-line drawing of the document around the error; only
+    // the expectation on its last line is kept.
+    let text = err.to_string();
+    let expected = text
+        .lines()
+        .rev()
+        .find(|line| !line.trim().is_empty())
+        .map(|line| line.trim_start_matches(|c: char| c == '=' || c == ' '))
+        .filter(|line| line.len() < 200)
+        .map(|line| format!(": {line}"))
+        .unwrap_or_default();
+    format!("the document does not parse{at}{expected}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn syntax_errors_are_one_line_with_a_location() {
+        let err = match async_graphql::parser::parse_query("{ funds(first: ) { id } }") {
+            Err(e) => e,
+            Ok(_) => panic!("parsed"),
+        };
+        let message = syntax_message(&err);
+        assert!(!message.contains('\n'), "{message}");
+        assert!(message.contains("line 1, column"), "{message}");
+    }
+}

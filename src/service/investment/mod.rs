@@ -1,0 +1,159 @@
+//! Investments: creation under the fund's row lock ([`create_investment`]), per-parent keyset
+//! pages for many parents in one statement ([`page`]), and per-parent aggregates for many
+//! parents in one statement ([`aggregate`]).
+
+pub mod aggregate;
+pub mod page;
+
+use chrono::NaiveDate;
+use rust_decimal::Decimal;
+use sea_orm::{DbBackend, Statement};
+use uuid::Uuid;
+
+pub use aggregate::{Aggregate, count_by_parent, total_committed_by_parent};
+pub use page::{
+    Include, InvestmentKey, InvestmentWith, PageQuery, Parent, Relation, fund_with_page,
+    investment_pages, investor_with_page, page_statements,
+};
+
+use super::{Actor, now_micros};
+use crate::{
+    db::{
+        Db,
+        rows::{self, Columns},
+    },
+    entity::investment,
+    error::{AppError, is_foreign_key_violation},
+};
+
+/// An investment by id, or `None`.
+pub async fn find_investment(db: &Db, id: Uuid) -> Result<Option<investment::Model>, AppError> {
+    let stmt = Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        format!(
+            "SELECT {} FROM investments i WHERE i.id = $1",
+            rows::all_columns::<investment::Entity>("i")
+        ),
+        [id.into()],
+    );
+    match db.fetch_optional(stmt).await? {
+        Some(row) => Ok(Some(rows::investment(&Columns::of(&row, 0))?)),
+        None => Ok(None),
+    }
+}
+
+/// A validated new investment.
+#[derive(Debug, Clone)]
+pub struct NewInvestment {
+    /// The fund committed to.
+    pub fund_id: Uuid,
+    /// The investor committing.
+    pub investor_id: Uuid,
+    /// Positive amount.
+    pub amount_usd: Decimal,
+    /// Checked date.
+    pub investment_date: NaiveDate,
+}
+
+fn unknown_fund(id: Uuid) -> AppError {
+    AppError::NotFound {
+        entity: "fund",
+        id,
+        field: "input.fundId",
+    }
+}
+
+fn unknown_investor(id: Uuid) -> AppError {
+    AppError::NotFound {
+        entity: "investor",
+        id,
+        field: "input.investorId",
+    }
+}
+
+/// The lock, the closed check, the insert and its audit row as one statement, so one round
+/// trip: the fund row is locked (`FOR UPDATE`; a racing close is waited for and re-read), and
+/// the insert (with its audit row) only happens while the fund is not closed. A single
+/// statement commits or rolls back as a whole.
+const CREATE_INVESTMENT_SQL: &str = "\
+WITH fund AS (\
+    SELECT id, status FROM funds WHERE id = $1 FOR UPDATE\
+), created AS (\
+    INSERT INTO investments (id, fund_id, investor_id, amount_usd, investment_date, created_at) \
+    SELECT $2::uuid, fund.id, $3::uuid, $4::numeric(20,2), $5::date, $6::timestamptz \
+    FROM fund WHERE fund.status <> 'Closed' \
+    RETURNING id\
+), audit AS (\
+    INSERT INTO audit_events (id, subject, operation, entity, entity_id, related_ids, request_id) \
+    SELECT $7::uuid, $8::varchar, 'createInvestment', 'investment', created.id, \
+           ARRAY[$1::uuid, $3::uuid], $9::varchar \
+    FROM created\
+) \
+SELECT fund.status, created.id FROM fund LEFT JOIN created ON true";
+
+/// Whether an investor exists (the rare path of a closed fund, where an unknown investor
+/// still outranks the closed fund).
+async fn investor_exists(db: &Db, id: Uuid) -> Result<bool, AppError> {
+    let stmt = Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "SELECT 1 FROM investors WHERE id = $1",
+        [id.into()],
+    );
+    Ok(db.fetch_optional(stmt).await?.is_some())
+}
+
+/// Records an investment. The fund row is locked (`FOR UPDATE`) for the closed check and the
+/// insert, so an investment racing a close either commits before the close or sees it.
+/// Checks run in the contract's order: unknown fund, unknown investor, then closed fund.
+#[tracing::instrument(skip_all, fields(request_id = %actor.request_id, fund_id = %new.fund_id))]
+pub async fn create_investment(
+    db: &Db,
+    actor: &Actor,
+    new: NewInvestment,
+) -> Result<investment::Model, AppError> {
+    let model = investment::Model {
+        id: Uuid::now_v7(),
+        fund_id: new.fund_id,
+        investor_id: new.investor_id,
+        amount_usd: new.amount_usd,
+        investment_date: new.investment_date,
+        created_at: now_micros(),
+    };
+    let stmt = Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        CREATE_INVESTMENT_SQL,
+        [
+            model.fund_id.into(),
+            model.id.into(),
+            model.investor_id.into(),
+            model.amount_usd.into(),
+            model.investment_date.into(),
+            model.created_at.into(),
+            Uuid::now_v7().into(),
+            actor.subject.clone().into(),
+            actor.request_id.clone().into(),
+        ],
+    );
+    // One row when the fund exists: its status and the new id (null when closed).
+    let created = match db.write(actor.deadline, stmt).await {
+        Ok(rows) => match rows.first() {
+            Some(row) => Some(Columns::of(row, 0).get::<Option<Uuid>>(1)?),
+            None => None,
+        },
+        // The foreign key is the existence check for the investor on the common path.
+        Err(AppError::Database(e))
+            if is_foreign_key_violation(&e, "fk_investments_investor_id") =>
+        {
+            return Err(unknown_investor(new.investor_id));
+        }
+        Err(e) => return Err(e),
+    };
+    match created {
+        None => Err(unknown_fund(new.fund_id)),
+        Some(Some(_)) => Ok(model),
+        Some(None) if investor_exists(db, new.investor_id).await? => Err(AppError::FundClosed {
+            fund_id: new.fund_id,
+        }),
+        Some(None) => Err(unknown_investor(new.investor_id)),
+    }
+}
