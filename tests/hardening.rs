@@ -250,8 +250,8 @@ async fn the_database_cancels_statements_over_its_timeout() {
         c.limits.request_timeout = Duration::from_secs(10);
     })
     .await;
-    let setting: String = app
-        .sql_scalar("SELECT current_setting('statement_timeout')")
+    let setting = app
+        .pool_text("SELECT current_setting('statement_timeout')")
         .await;
     assert_eq!(setting, "300ms");
     let blocker = app.sql_conn.begin().await.unwrap();
@@ -480,7 +480,9 @@ async fn metrics_expose_requests_latency_pool_and_batches() {
     assert_eq!(value("titanbay_db_pool_waiting"), Some(0.0));
     assert_eq!(value("titanbay_db_reads_running"), Some(0.0));
     assert_eq!(value("titanbay_db_reads_waiting"), Some(0.0));
-    assert_eq!(value("titanbay_db_reads_shared_total"), Some(0.0));
+    assert_eq!(value("titanbay_db_writes_running"), Some(0.0));
+    assert_eq!(value("titanbay_db_writes_waiting"), Some(0.0));
+    assert!(value("titanbay_document_cache_bytes").unwrap_or(0.0) > 0.0);
     assert_eq!(value("titanbay_db_reachable"), Some(1.0));
     assert!(value("titanbay_db_statements_total").unwrap_or(0.0) >= 8.0);
     assert_eq!(

@@ -200,7 +200,7 @@ impl Executor {
     }
 
     /// The parsed document of `request`, from the cache or parsed now (bounded first).
-    fn document(&self, request: &Request) -> Result<Arc<Document>, Outcome> {
+    fn document(&self, request: &Request) -> Result<Arc<Document>, Box<Outcome>> {
         let text = &request.query;
         let name = request.operation_name.as_deref();
         if let Some(hit) = self.documents.get(text, name) {
@@ -211,7 +211,7 @@ impl Executor {
             self.limits.max_document_bytes,
             self.limits.max_document_tokens,
         ) {
-            return Err(refuse(
+            return Err(Box::new(refuse(
                 ErrorCode::QueryTooComplex,
                 match too_large {
                     TooLarge::Bytes(n) => format!(
@@ -223,7 +223,7 @@ impl Executor {
                         self.limits.max_document_tokens
                     ),
                 },
-            ));
+            )));
         }
         match Document::parse(text, name) {
             Ok(document) => {
@@ -235,7 +235,7 @@ impl Executor {
                 let mut refused =
                     coded_error(ErrorCode::GraphqlParseFailed, syntax_message(&err), None);
                 refused.locations = err.positions().collect();
-                Err(Outcome::refused(refused))
+                Err(Box::new(Outcome::refused(refused)))
             }
         }
     }
@@ -362,7 +362,7 @@ impl Executor {
         }
         let document = match self.document(&request) {
             Ok(document) => document,
-            Err(refused) => return refused,
+            Err(refused) => return *refused,
         };
         if let Some(refused) = self.refusal(&document, &request, caller.is_get) {
             return Outcome {
@@ -433,7 +433,7 @@ fn syntax_message(err: &async_graphql::parser::Error) -> String {
         .lines()
         .rev()
         .find(|line| !line.trim().is_empty())
-        .map(|line| line.trim_start_matches(|c: char| c == '=' || c == ' '))
+        .map(|line| line.trim_start_matches(['=', ' ']))
         .filter(|line| line.len() < 200)
         .map(|line| format!(": {line}"))
         .unwrap_or_default();

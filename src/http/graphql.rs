@@ -31,7 +31,7 @@ use crate::{
 /// A body as it arrived: one operation or a batch.
 enum Batch {
     /// A JSON object.
-    Single(Operation),
+    Single(Box<Operation>),
     /// A JSON array of objects.
     Many(Vec<Operation>),
 }
@@ -87,7 +87,7 @@ fn parse_body(bytes: &[u8]) -> Result<Batch, BodyError> {
         Some(b'{') => serde_json::from_slice::<Envelope>(bytes)
             .map_err(not_graphql)?
             .into_operation()
-            .map(Batch::Single),
+            .map(|o| Batch::Single(Box::new(o))),
         Some(b'[') => {
             let items: Vec<Box<RawValue>> = serde_json::from_slice(bytes).map_err(not_graphql)?;
             if items.is_empty() {
@@ -146,7 +146,7 @@ async fn run(
     match batch {
         Batch::Single(operation) => {
             let name = operation.request.operation_name.clone();
-            let outcome = state.executor.execute(operation, &caller).await;
+            let outcome = state.executor.execute(*operation, &caller).await;
             let name = name.or_else(|| outcome.operation_name.clone());
             render::outcomes(std::slice::from_ref(&outcome), false, format, name)
         }
@@ -427,7 +427,7 @@ pub async fn graphql_get(
     run(
         &state,
         format,
-        Batch::Single(operation),
+        Batch::Single(Box::new(operation)),
         &request_id,
         true,
         principal,

@@ -86,6 +86,18 @@ async fn admin_connection(url: &str) -> DatabaseConnection {
         .expect("connect to the test cluster")
 }
 
+/// A small pool of the tests' own (a test may hold a transaction on one connection while it
+/// queries on another).
+async fn test_connection(url: &str) -> DatabaseConnection {
+    let mut opt = ConnectOptions::new(url.to_owned());
+    opt.max_connections(4)
+        .min_connections(0)
+        .sqlx_logging(false);
+    Database::connect(opt)
+        .await
+        .expect("connect to the test database")
+}
+
 fn start_cluster() -> Result<Cluster, String> {
     let (admin_url, local) = match std::env::var("TEST_DATABASE_URL")
         .ok()
@@ -315,7 +327,7 @@ impl TestApp {
             .expect("connect to the test database");
         let state = build_state(db.clone(), config).await.expect("state");
         let router = http::router(state.clone());
-        let sql_conn = admin_connection(&url).await;
+        let sql_conn = test_connection(&url).await;
         TestApp {
             database,
             url,
@@ -398,6 +410,23 @@ impl TestApp {
             .execute_unprepared(sql)
             .await
             .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+
+    /// The text of the first column of `sql`'s first row, run through the application's own
+    /// pool (its session settings apply).
+    pub async fn pool_text(&self, sql: &str) -> String {
+        let rows = self
+            .db
+            .fetch_all(sea_orm::Statement::from_string(
+                sea_orm::DbBackend::Postgres,
+                sql.to_owned(),
+            ))
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        let row = rows.first().unwrap_or_else(|| panic!("{sql}: no row"));
+        titanbay::db::rows::Columns::of(row, 0)
+            .get::<String>(0)
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
     }
 
     /// One scalar of a query on this app's database.
