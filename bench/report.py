@@ -165,11 +165,14 @@ def table(head, lines):
 
 keys = [(w, c) for w in workloads for c in concurrencies if any((s, w, c) in by for s in measured)]
 table(head, [[w, str(c)] + [f((w, c)) for f in cols] for w, c in keys])
-if peers:
-    print(f"\n{', '.join(f'{label}: PostGraphile {peer_version(s)}' for s, label in peers)}. "
-          + ("`× PGn`: titanbay's requests/s over that PostGraphile's; `p99 ÷ PGn`: titanbay's p99 over its p99 (the goal: at most 0.33)"
-             if has_t else "")
-          + ("; `PG5 ÷ PG4`: PostGraphile 5's requests/s over PostGraphile 4's." if len(peers) == 2 else "."))
+notes = [", ".join(f"{label}: PostGraphile {peer_version(s)}" for s, label in peers)] if peers else []
+if has_t and peers:
+    notes.append("`× PGn`: titanbay's requests/s over that PostGraphile's; `p99 ÷ PGn`: titanbay's p99 over that "
+                 "PostGraphile's (the goal: at most 0.33)")
+if len(peers) == 2:
+    notes.append("`PG5 ÷ PG4`: PostGraphile 5's requests/s over PostGraphile 4's")
+if notes:
+    print("\n" + "; ".join(notes) + ".")
 
 if any(w.endswith("r") for w in workloads):
     print("\nW1r, W2r, W4r: W1, W2 and W4 with a random id in every request (a fund among the open ones, about 820 "
@@ -212,9 +215,10 @@ if any(r and r.get("server_cpu_us_per_req") for _, t, g in cpu_rows for r in [t]
     print("\n### Where the CPU goes at 32 clients\n")
     print("Server CPU per request (user + system), and the server's share of all the CPU the machine spent "
           "(server + PostgreSQL + driver) during the recorded seconds; `busy` is how much of the 2 cores was in use.\n")
-    print("titanbay's SQL statements per request (over the warm-up and the recorded seconds, from its `/metrics`), "
-          "and its reads per request answered by an identical read's execution (`DB_SHARE_IDENTICAL_READS`: identical "
-          "reads at the same time share one execution that started after each of their requests arrived).\n")
+    if has_t:
+        print("titanbay's SQL statements per request (over the warm-up and the recorded seconds, from its `/metrics`), "
+              "and its reads per request answered by an identical read's execution (`DB_SHARE_IDENTICAL_READS`: identical "
+              "reads at the same time share one execution that started after each of their requests arrived).\n")
     pct = lambda r, k: f"{100 * r[k]:.0f} %" if r and r.get(k) is not None else "–"
     us = lambda r: f"{r['server_cpu_us_per_req']:.0f}" if r and r.get("server_cpu_us_per_req") is not None else "–"
     per = lambda r, k: f"{r[k]:.2f}" if r and r.get(k) is not None else "–"
@@ -234,10 +238,11 @@ if any(r and r.get("server_cpu_us_per_req") for _, t, g in cpu_rows for r in [t]
         clines.append(line)
     table(chead, clines)
 
+print()
 start = by.get(("titanbay", "start", 0))
 if start:
     ms = start["cold_start_ms"]
-    print(f"\nCold start to ready (migrated database, process start until `/readyz` answers 200): {', '.join(map(str, ms))} ms (median {sorted(ms)[len(ms) // 2]} ms).")
+    print(f"Cold start to ready (migrated database, process start until `/readyz` answers 200): {', '.join(map(str, ms))} ms (median {sorted(ms)[len(ms) // 2]} ms).")
 for s, label in ([("titanbay", "titanbay")] if has_t else []) + peers:
     peak = max((r.get("peak_rss_kib", 0) for r in rows if r["system"] == s and r["workload"].startswith("W")), default=0)
     if peak:
