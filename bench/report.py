@@ -176,8 +176,9 @@ if notes:
 
 if any(w.endswith("r") for w in workloads):
     print("\nW1r, W2r, W4r: W1, W2 and W4 with a random id in every request (a fund among the open ones, about 820 "
-          "investments each, or an investor), where identical reads rarely meet and titanbay shares almost none "
-          "(see the statements per request below); not part of the goal, which uses the fixed ids.")
+          "investments each, or an investor), where identical reads rarely meet"
+          + (" and titanbay shares almost none (see the statements per request below)" if has_t else "")
+          + "; not part of the goal, which uses the fixed ids.")
 
 # The details: p50, errors and peak RSS of every system.
 print("\n### Details: p50, errors, peak RSS\n")
