@@ -10,7 +10,6 @@ pub mod entity;
 pub mod error;
 pub mod graphql;
 pub mod http;
-pub mod local_pg;
 pub mod metrics;
 pub mod seed;
 pub mod service;

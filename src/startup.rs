@@ -4,6 +4,7 @@
 use std::{future::Future, net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use anyhow::Context as _;
+use local_pg::{LocalPgOptions, LocalPostgres};
 use migration::{Migrator, MigratorTrait};
 use tokio::net::TcpListener;
 
@@ -13,7 +14,6 @@ use crate::{
     db::{self, Db},
     graphql::{self, pipeline::DocumentCache},
     http::{self, AppState, persisted::PersistedDocuments},
-    local_pg::{self, LocalPgOptions, LocalPostgres},
     metrics::Metrics,
     slots::ExecutionSlots,
 };
