@@ -475,20 +475,26 @@ impl LocalPostgres {
         }
     }
 
-    /// Polls `postmaster.pid` until PostgreSQL reports `ready`; returns the postmaster's pid.
+    /// Polls `postmaster.pid` until our postmaster (the wrapper's child) reports `ready`;
+    /// returns its pid.
     fn wait_until_ready(&mut self, timeout: Duration) -> Result<i32, LocalPgError> {
         let deadline = Instant::now() + timeout;
         let pid_file = self.data_dir.join("postmaster.pid");
+        let Role::Owner { wrapper, .. } = &mut self.role else {
+            return Err(LocalPgError::Failed(
+                "only an owner starts PostgreSQL".to_owned(),
+            ));
+        };
+        let wrapper_pid = i32::try_from(wrapper.id()).unwrap_or(-1);
         loop {
             if let Ok(text) = fs::read_to_string(&pid_file)
                 && text.lines().nth(7).map(str::trim) == Some("ready")
                 && let Some(pid) = text.lines().next().and_then(|l| l.trim().parse().ok())
+                && is_child_of(pid, wrapper_pid)
             {
                 return Ok(pid);
             }
-            if let Role::Owner { wrapper, .. } = &mut self.role
-                && let Ok(Some(status)) = wrapper.try_wait()
-            {
+            if let Ok(Some(status)) = wrapper.try_wait() {
                 return Err(LocalPgError::Failed(format!(
                     "postgres exited during start-up ({status}); its log ({}) ends with:\n{}",
                     self.log_path.display(),
@@ -950,6 +956,21 @@ fn is_postmaster_of(pid: i32, data_dir: &Path) -> bool {
     let cwd = fs::read_link(format!("/proc/{pid}/cwd")).ok();
     let data = fs::canonicalize(data_dir).ok();
     cwd.is_some() && cwd == data
+}
+
+/// Whether `pid` is a child of `parent` (where `/proc` cannot tell, assumed so).
+fn is_child_of(pid: i32, parent: i32) -> bool {
+    if !Path::new("/proc/self/stat").exists() {
+        return true;
+    }
+    fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            // The parent pid is the second field after the parenthesised command name.
+            let (_, rest) = stat.rsplit_once(')')?;
+            rest.split_whitespace().nth(1)?.parse::<i32>().ok()
+        })
+        .is_some_and(|ppid| ppid == parent)
 }
 
 /// Whether `pid` exists and is not a zombie.

@@ -315,6 +315,61 @@ fn a_live_owner_in_another_process_is_shared_and_a_killed_one_is_replaced() {
     );
 }
 
+/// The parent pid of `pid`, from `/proc/<pid>/stat`.
+fn parent_of(pid: u32) -> Option<u32> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// The live children of `pid`.
+fn children_of(pid: u32) -> Vec<u32> {
+    fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&p| parent_of(p) == Some(pid) && process_alive(p as i32))
+        .collect()
+}
+
+#[test]
+fn a_postmaster_left_running_by_a_dead_owner_is_stopped_by_the_next_owner() {
+    let dir = TestDir::new("orphan");
+    let mut child = ChildOwner::spawn(dir.path());
+    sql(
+        &child.url,
+        "CREATE TABLE t (v text); INSERT INTO t VALUES ('kept')",
+    );
+    // Kill the wrapper that would stop PostgreSQL (and its watcher), then the owner: the
+    // postmaster runs on with no owner, as after a crash of the whole group but itself.
+    let wrapper = parent_of(child.postmaster).unwrap();
+    for watcher in children_of(wrapper) {
+        if watcher != child.postmaster {
+            kill(pid(watcher), Signal::SIGKILL).unwrap();
+        }
+    }
+    kill(pid(wrapper), Signal::SIGKILL).unwrap();
+    child.kill_9();
+    thread::sleep(Duration::from_millis(300));
+    assert!(
+        process_alive(child.postmaster as i32),
+        "the orphaned postmaster still runs"
+    );
+
+    let pg = start(dir.path());
+    assert!(pg.is_owner(), "nobody owns the folder, so we do");
+    assert!(
+        !process_alive(child.postmaster as i32),
+        "the leftover was stopped"
+    );
+    assert_ne!(pg.postmaster_pid(), Some(child.postmaster));
+    assert_eq!(sql(&pg.url("postgres"), "SELECT v FROM t"), "kept");
+}
+
 #[test]
 fn after_the_owner_and_its_postmaster_are_killed_postgres_recovers_the_data() {
     let dir = TestDir::new("crash");
@@ -364,14 +419,16 @@ fn a_stale_pid_file_and_an_unfinished_initdb_do_not_block_the_next_start() {
     pg.stop(Duration::from_secs(15)).unwrap();
     let data_dir = pg.data_dir().to_path_buf();
     drop(pg);
-    // A pid file naming a live process that is no postmaster (a reused pid), as a crash
-    // leaves it, and the staging folder of an owner killed during initdb.
+    // A pid file naming a live process that is no postmaster (a reused pid; PostgreSQL itself
+    // would refuse to start over it), as a crash leaves it, and the staging folder of an owner
+    // killed during initdb.
+    let mut unrelated = Command::new("sleep").arg("60").spawn().unwrap();
     let pid_file = data_dir.join("postmaster.pid");
     fs::write(
         &pid_file,
         format!(
             "{}\n{}\n1700000000\n5432\n/nowhere\n\n  1234     5678\nready   \n",
-            std::process::id(),
+            unrelated.id(),
             data_dir.display()
         ),
     )
@@ -383,9 +440,12 @@ fn a_stale_pid_file_and_an_unfinished_initdb_do_not_block_the_next_start() {
     let pg = start(dir.path());
     assert!(pg.is_owner());
     assert!(
-        process_alive(std::process::id() as i32),
-        "we were not signalled"
+        process_alive(unrelated.id() as i32),
+        "the unrelated process was not signalled"
     );
+    assert_ne!(pg.postmaster_pid(), Some(unrelated.id()));
+    let _ = unrelated.kill();
+    let _ = unrelated.wait();
     assert_eq!(sql(&pg.url("postgres"), "SELECT 1"), "1");
     assert!(!staging.exists(), "the unfinished initdb was removed");
 }
