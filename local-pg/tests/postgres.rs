@@ -422,7 +422,12 @@ fn a_stale_pid_file_and_an_unfinished_initdb_do_not_block_the_next_start() {
     // A pid file naming a live process that is no postmaster (a reused pid; PostgreSQL itself
     // would refuse to start over it), as a crash leaves it, and the staging folder of an owner
     // killed during initdb.
-    let mut unrelated = Command::new("sleep").arg("60").spawn().unwrap();
+    // (As the account PostgreSQL runs as, so that PostgreSQL could signal it.)
+    let mut unrelated = Command::new("sleep");
+    if Uid::effective().is_root() {
+        std::os::unix::process::CommandExt::uid(&mut unrelated, run_as_uid);
+    }
+    let mut unrelated = unrelated.arg("60").spawn().unwrap();
     let pid_file = data_dir.join("postmaster.pid");
     fs::write(
         &pid_file,
