@@ -3,6 +3,7 @@ FROM rust:1.95-slim-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY migration ./migration
+COPY local-pg ./local-pg
 COPY src ./src
 COPY schema.graphql ./
 RUN cargo build --release --locked --bin titanbay

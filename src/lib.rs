@@ -12,7 +12,6 @@ pub mod error;
 pub mod executor;
 pub mod graphql;
 pub mod http;
-pub mod local_pg;
 pub mod metrics;
 pub mod seed;
 pub mod service;

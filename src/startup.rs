@@ -4,6 +4,7 @@
 use std::{future::Future, net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use anyhow::Context as _;
+use local_pg::{LocalPgOptions, LocalPostgres};
 use migration::{Migrator, MigratorTrait};
 use tokio::net::TcpListener;
 
@@ -14,7 +15,6 @@ use crate::{
     executor::{Executor, persisted::PersistedDocuments},
     graphql,
     http::{self, AppState},
-    local_pg::{self, LocalPgOptions, LocalPostgres},
     metrics::Metrics,
     slots::ExecutionSlots,
 };
@@ -26,14 +26,22 @@ pub const LOCAL_DATABASE: &str = "titanbay";
 pub struct DatabaseTarget {
     /// Connection URL.
     pub url: String,
-    /// The PostgreSQL we own, stopped when this is dropped or stopped.
+    /// The local PostgreSQL: one we own, stopped when this is dropped or stopped, or one
+    /// another process owns, which we leave running.
     pub local: Option<LocalPostgres>,
 }
 
 impl DatabaseTarget {
-    /// Stops the server-owned PostgreSQL, if any, after the pool is closed.
+    /// Stops the server-owned PostgreSQL, if we own one, after the pool is closed.
     pub async fn stop(mut self) {
         if let Some(mut pg) = self.local.take() {
+            if !pg.is_owner() {
+                tracing::info!(
+                    owner = pg.owner_pid(),
+                    "leaving the local PostgreSQL running for the process that owns it"
+                );
+                return;
+            }
             let result =
                 tokio::task::spawn_blocking(move || pg.stop(Duration::from_secs(15))).await;
             match result {
@@ -70,12 +78,23 @@ pub async fn resolve_database(config: &Config) -> anyhow::Result<DatabaseTarget>
     let pg = tokio::task::spawn_blocking(move || LocalPostgres::start(&options))
         .await
         .context("the task starting PostgreSQL failed")??;
-    tracing::info!(
-        version = pg.major_version(),
-        data = %pg.base_dir().display(),
-        socket = %pg.socket_dir().display(),
-        "DATABASE_URL is not set: using a server-owned local PostgreSQL (Unix socket only)"
-    );
+    if pg.is_owner() {
+        tracing::info!(
+            version = pg.major_version(),
+            data = %pg.base_dir().display(),
+            socket = %pg.socket_dir().display(),
+            "DATABASE_URL is not set: using a server-owned local PostgreSQL (Unix socket only)"
+        );
+    } else {
+        tracing::info!(
+            version = pg.major_version(),
+            data = %pg.base_dir().display(),
+            socket = %pg.socket_dir().display(),
+            owner = pg.owner_pid(),
+            "DATABASE_URL is not set: using the local PostgreSQL of another process (it keeps \
+             running when we exit)"
+        );
+    }
     db::ensure_database(&pg.url("postgres"), LOCAL_DATABASE)
         .await
         .context("creating the application database")?;

@@ -7,13 +7,13 @@ use std::time::Duration;
 
 use axum::{body::Body, http::Request};
 use common::{TestApp, cluster, codes, fixtures::*};
+use local_pg::{LocalPgOptions, LocalPostgres};
 use migration::{Migrator, MigratorTrait};
 use sea_orm::{ConnectionTrait, Database, DbBackend, Statement};
 use serde_json::json;
 use titanbay::{
     db::Db,
     http,
-    local_pg::{LocalPgOptions, LocalPostgres},
     startup::{Application, build_state},
 };
 use tower::ServiceExt;

@@ -14,6 +14,7 @@ use std::{
 
 use axum::{body::Body, http::Request};
 use common::{TestApp, codes, fixtures::*};
+use local_pg::{LocalPgOptions, LocalPostgres};
 use migration::{Migrator, MigratorTrait};
 use sea_orm::{
     ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, TransactionTrait,
@@ -24,7 +25,6 @@ use titanbay::{
     config::Config,
     db::Db,
     http,
-    local_pg::{LocalPgOptions, LocalPostgres},
     startup::build_state,
 };
 use tower::ServiceExt;

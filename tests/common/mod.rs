@@ -18,6 +18,7 @@ use axum::{
     body::{Body, Bytes},
     http::{HeaderMap, Request, StatusCode},
 };
+use local_pg::{LocalPgOptions, LocalPostgres};
 use migration::{Migrator, MigratorTrait};
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection};
 use serde_json::{Value, json};
@@ -25,7 +26,6 @@ use titanbay::{
     config::Config,
     db::{Db, quote_ident},
     http::{self, AppState},
-    local_pg::{self, LocalPgOptions, LocalPostgres},
     startup::build_state,
 };
 use tower::ServiceExt;

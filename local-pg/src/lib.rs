@@ -1,13 +1,24 @@
-//! A PostgreSQL server owned by this process, run from the installed server binaries.
+//! A PostgreSQL server owned by one process, run from the installed server binaries, and shared
+//! with any other process that wants the same data folder.
 //!
-//! `cargo run` with no `DATABASE_URL` and the test harness both use it. The server listens only
-//! on a Unix socket in a 0700 folder (so `trust` authentication admits nobody but the owner),
-//! keeps its data in a folder that is initialised once and reused, and stops when its owner
-//! stops — also when the owner is killed, because a small shell wrapper holds a pipe from the
-//! owner and stops PostgreSQL when that pipe closes. No `unsafe`, no `pre_exec`.
+//! The titanbay server (`cargo run` with no `DATABASE_URL`) and its test harness both use it.
+//! The server listens only on a Unix socket in a 0700 folder (so `trust` authentication admits
+//! nobody but the owner's OS account), keeps its data in a folder that is initialised once and
+//! reused, and stops when its owner stops — also when the owner is killed, because a small shell
+//! wrapper holds a pipe from the owner and stops PostgreSQL when that pipe closes. No `unsafe`,
+//! no `pre_exec`.
+//!
+//! **One owner per folder.** The process that starts PostgreSQL holds an `flock` on
+//! `<base>/owner.lock` until that PostgreSQL has stopped; the kernel releases it when the owner
+//! dies, even by `kill -9`. A second process on the same folder (a `seed` or `migrate` next to a
+//! running server, a second server, a test) finds the lock taken and **attaches**: it waits until
+//! the owner's PostgreSQL is ready, connects to its socket, and never stops it. Only a process
+//! holding the lock stops a PostgreSQL it finds running on the folder — one whose owner is gone.
 //!
 //! PostgreSQL refuses to run as root, so when we are root the children run as the `postgres`
 //! system user (or `nobody`), and the folder must be reachable by that user.
+
+mod owner;
 
 use std::{
     fs::{self, File, OpenOptions},
@@ -26,6 +37,8 @@ use nix::{
     sys::signal::{Signal, kill},
     unistd::{Pid, Uid, User},
 };
+
+use crate::owner::{Claim, OwnerLock};
 
 /// The oldest PostgreSQL major version we run.
 pub const MIN_MAJOR: u32 = 13;
@@ -59,13 +72,14 @@ wait "$pg"
 /// How to start a local PostgreSQL.
 #[derive(Debug, Clone)]
 pub struct LocalPgOptions {
-    /// Folder for `data/`, `sock/` and `postgres.log`.
+    /// Folder for `data/`, `sock/`, `postgres.log` and `owner.lock` (who runs it).
     pub base_dir: PathBuf,
     /// Folder with `initdb` and `postgres`; `None` finds the newest installed.
     pub bin_dir: Option<PathBuf>,
     /// A throwaway cluster for tests: no fsync (its data does not survive a machine crash).
     pub ephemeral: bool,
-    /// Delete the folder when PostgreSQL stops (when we stop it or exit).
+    /// Delete the folder when PostgreSQL stops (when we stop it or exit). Only an owner does;
+    /// a process using another's PostgreSQL never deletes anything.
     pub remove_on_exit: bool,
 }
 
@@ -234,42 +248,135 @@ fn short_hash(text: &str) -> String {
     format!("{:012x}", h & 0xffff_ffff_ffff)
 }
 
-/// A running PostgreSQL owned by this process.
+/// How long [`LocalPostgres::start`] waits for PostgreSQL to become ready, its own or the one
+/// another process is starting on the same folder.
+pub const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How long dropping an owner waits for its PostgreSQL to stop before letting the folder go.
+const DROP_STOP_WAIT: Duration = Duration::from_secs(10);
+
+/// A running PostgreSQL: one this process owns (started, and stops), or one another process
+/// owns on the same folder, which this one uses and leaves running.
 #[derive(Debug)]
 pub struct LocalPostgres {
     base_dir: PathBuf,
     data_dir: PathBuf,
     socket_dir: PathBuf,
+    port: u16,
     log_path: PathBuf,
     major: u32,
-    wrapper: Child,
-    /// Closing this pipe tells the wrapper to stop PostgreSQL.
-    stop_pipe: Option<ChildStdin>,
+    /// The postmaster's pid.
+    postmaster: Option<i32>,
+    role: Role,
+}
+
+#[derive(Debug)]
+enum Role {
+    /// We started it and stop it.
+    Owner {
+        wrapper: Child,
+        /// Closing this pipe tells the wrapper to stop PostgreSQL.
+        stop_pipe: Option<ChildStdin>,
+        /// Held until PostgreSQL has stopped; `None` once it has.
+        lock: Option<OwnerLock>,
+    },
+    /// Another process (this pid, when it said) owns it; we only connect.
+    Guest { owner: Option<i32> },
+}
+
+/// A PostgreSQL found ready on a folder owned by another process.
+struct Running {
+    postmaster: i32,
+    socket_dir: PathBuf,
+    port: u16,
 }
 
 impl LocalPostgres {
-    /// Initialises (first time) and starts PostgreSQL, waiting until it accepts connections.
-    /// Blocking; call it from a blocking context.
+    /// Starts PostgreSQL on `options.base_dir` (initialising the folder the first time) and
+    /// waits until it accepts connections — or, when another live process already owns that
+    /// folder, waits until the owner's PostgreSQL is ready and uses it ([`is_owner`] is then
+    /// false, and [`stop`] and drop leave it running). Each wait is bounded by
+    /// [`START_TIMEOUT`]. Blocking; call it from a blocking context.
+    ///
+    /// [`is_owner`]: LocalPostgres::is_owner
+    /// [`stop`]: LocalPostgres::stop
     pub fn start(options: &LocalPgOptions) -> Result<LocalPostgres, LocalPgError> {
-        let bins = find_binaries(options.bin_dir.as_deref())?;
+        LocalPostgres::start_with_timeout(options, START_TIMEOUT)
+    }
+
+    /// As [`LocalPostgres::start`], with each wait bounded by `timeout`.
+    pub fn start_with_timeout(
+        options: &LocalPgOptions,
+        timeout: Duration,
+    ) -> Result<LocalPostgres, LocalPgError> {
         let run_as = unprivileged_account()?;
         let base_dir = absolute(&options.base_dir)?;
+        make_private_dir(&base_dir, run_as.as_ref())?;
+        if let Some(user) = &run_as {
+            check_reachable(&base_dir, user)?;
+        }
+        let deadline = Instant::now() + timeout;
+        let mut told = false;
+        loop {
+            match owner::claim(&base_dir)? {
+                Claim::Owner(lock) => {
+                    return LocalPostgres::start_owned(
+                        options,
+                        base_dir,
+                        run_as.as_ref(),
+                        lock,
+                        timeout,
+                    );
+                }
+                Claim::Taken => {
+                    let record = owner::read_record(&base_dir);
+                    if let Some(running) = ready_instance(&base_dir, record) {
+                        return Ok(LocalPostgres::guest(base_dir, record.owner, running));
+                    }
+                    if Instant::now() >= deadline {
+                        return Err(not_shareable(&base_dir, record.owner, timeout));
+                    }
+                    if !told {
+                        told = true;
+                        tracing::info!(
+                            owner = record.owner,
+                            data = %base_dir.display(),
+                            "waiting for the PostgreSQL that {} is starting (or stopping)",
+                            describe_owner(record.owner)
+                        );
+                    }
+                    // The owner may also have exited meanwhile: then the next claim succeeds.
+                    thread::sleep(Duration::from_millis(20));
+                }
+            }
+        }
+    }
+
+    /// With the folder's lock held: recovers what a dead owner left, initialises the first
+    /// time, starts PostgreSQL and waits until it is ready.
+    fn start_owned(
+        options: &LocalPgOptions,
+        base_dir: PathBuf,
+        run_as: Option<&RunAs>,
+        mut lock: OwnerLock,
+        timeout: Duration,
+    ) -> Result<LocalPostgres, LocalPgError> {
+        let previous_owner = owner::read_record(&base_dir).owner;
+        lock.record(None)?;
+        let bins = find_binaries(options.bin_dir.as_deref())?;
         let data_dir = base_dir.join("data");
         let socket_dir = socket_dir_for(&base_dir);
         let log_path = base_dir.join("postgres.log");
 
-        make_private_dir(&base_dir, run_as.as_ref())?;
-        make_private_dir(&socket_dir, run_as.as_ref())?;
-        if let Some(user) = &run_as {
-            check_reachable(&base_dir, user)?;
-        }
-        let log = open_log(&log_path, run_as.as_ref())?;
+        make_private_dir(&socket_dir, run_as)?;
+        let log = open_log(&log_path, run_as)?;
 
+        remove_staging_dirs(&data_dir);
         if data_dir.join("PG_VERSION").is_file() {
             check_data_version(&data_dir, bins.major)?;
-            recover_after_crash(&data_dir)?;
+            recover_after_crash(&data_dir, previous_owner)?;
         } else {
-            init_cluster(&bins, &data_dir, &log, run_as.as_ref(), options.ephemeral)?;
+            init_cluster(&bins, &data_dir, &log, run_as, options.ephemeral)?;
         }
 
         let mut command = Command::new("/bin/sh");
@@ -307,7 +414,7 @@ impl LocalPostgres {
                 command.env("TITANBAY_PG_REMOVE_2", &socket_dir);
             }
         }
-        prepare_child(&mut command, run_as.as_ref());
+        prepare_child(&mut command, run_as);
         command
             .stdin(Stdio::piped())
             .stdout(clone_log(&log)?)
@@ -323,26 +430,71 @@ impl LocalPostgres {
             base_dir,
             data_dir,
             socket_dir,
+            port: SOCKET_PORT,
             log_path,
             major: bins.major,
-            wrapper,
-            stop_pipe,
+            postmaster: None,
+            role: Role::Owner {
+                wrapper,
+                stop_pipe,
+                lock: Some(lock),
+            },
         };
-        pg.wait_until_ready(Duration::from_secs(60))?;
+        let postmaster = pg.wait_until_ready(timeout)?;
+        pg.postmaster = Some(postmaster);
+        if let Role::Owner {
+            lock: Some(lock), ..
+        } = &mut pg.role
+        {
+            lock.record(Some(postmaster))?;
+        }
         Ok(pg)
     }
 
-    /// Polls `postmaster.pid` until PostgreSQL reports `ready`.
-    fn wait_until_ready(&mut self, timeout: Duration) -> Result<(), LocalPgError> {
+    /// A handle on another process's PostgreSQL.
+    fn guest(base_dir: PathBuf, owner: Option<i32>, running: Running) -> LocalPostgres {
+        let data_dir = base_dir.join("data");
+        let major = first_line(&data_dir.join("PG_VERSION"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0);
+        tracing::info!(
+            owner,
+            postmaster = running.postmaster,
+            "using the PostgreSQL already run by {}",
+            describe_owner(owner)
+        );
+        LocalPostgres {
+            log_path: base_dir.join("postgres.log"),
+            base_dir,
+            data_dir,
+            socket_dir: running.socket_dir,
+            port: running.port,
+            major,
+            postmaster: Some(running.postmaster),
+            role: Role::Guest { owner },
+        }
+    }
+
+    /// Polls `postmaster.pid` until our postmaster (the wrapper's child) reports `ready`;
+    /// returns its pid.
+    fn wait_until_ready(&mut self, timeout: Duration) -> Result<i32, LocalPgError> {
         let deadline = Instant::now() + timeout;
         let pid_file = self.data_dir.join("postmaster.pid");
+        let Role::Owner { wrapper, .. } = &mut self.role else {
+            return Err(LocalPgError::Failed(
+                "only an owner starts PostgreSQL".to_owned(),
+            ));
+        };
+        let wrapper_pid = i32::try_from(wrapper.id()).unwrap_or(-1);
         loop {
             if let Ok(text) = fs::read_to_string(&pid_file)
                 && text.lines().nth(7).map(str::trim) == Some("ready")
+                && let Some(pid) = text.lines().next().and_then(|l| l.trim().parse().ok())
+                && is_child_of(pid, wrapper_pid)
             {
-                return Ok(());
+                return Ok(pid);
             }
-            if let Ok(Some(status)) = self.wrapper.try_wait() {
+            if let Ok(Some(status)) = wrapper.try_wait() {
                 return Err(LocalPgError::Failed(format!(
                     "postgres exited during start-up ({status}); its log ({}) ends with:\n{}",
                     self.log_path.display(),
@@ -363,7 +515,8 @@ impl LocalPostgres {
     /// A connection URL for `database` as the superuser, over the private socket.
     pub fn url(&self, database: &str) -> String {
         format!(
-            "postgres://{SUPERUSER}@localhost:{SOCKET_PORT}/{database}?host={}",
+            "postgres://{SUPERUSER}@localhost:{}/{database}?host={}",
+            self.port,
             percent_encode_path(&self.socket_dir.to_string_lossy())
         )
     }
@@ -371,6 +524,11 @@ impl LocalPostgres {
     /// The folder holding data, socket and log.
     pub fn base_dir(&self) -> &Path {
         &self.base_dir
+    }
+
+    /// The PostgreSQL data folder (`<base>/data`).
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
     }
 
     /// The folder holding the Unix socket.
@@ -388,18 +546,56 @@ impl LocalPostgres {
         self.major
     }
 
-    /// Whether the server process is still running.
-    pub fn is_running(&mut self) -> bool {
-        matches!(self.wrapper.try_wait(), Ok(None))
+    /// Whether this process owns the PostgreSQL (started it and stops it). False when it uses
+    /// one another process owns on the same folder.
+    pub fn is_owner(&self) -> bool {
+        matches!(self.role, Role::Owner { .. })
     }
 
-    /// Stops PostgreSQL (fast shutdown: open sessions are ended) and waits up to `timeout`.
+    /// The pid of the process that owns the PostgreSQL: ours when [`LocalPostgres::is_owner`];
+    /// `None` when the owner did not record it.
+    pub fn owner_pid(&self) -> Option<u32> {
+        match &self.role {
+            Role::Owner { .. } => Some(std::process::id()),
+            Role::Guest { owner } => owner.and_then(|pid| u32::try_from(pid).ok()),
+        }
+    }
+
+    /// The pid of the PostgreSQL server process (the postmaster).
+    pub fn postmaster_pid(&self) -> Option<u32> {
+        self.postmaster.and_then(|pid| u32::try_from(pid).ok())
+    }
+
+    /// Whether the server process is still running.
+    pub fn is_running(&mut self) -> bool {
+        match &mut self.role {
+            Role::Owner { wrapper, .. } => matches!(wrapper.try_wait(), Ok(None)),
+            Role::Guest { .. } => self
+                .postmaster
+                .is_some_and(|pid| is_postmaster_of(pid, &self.data_dir)),
+        }
+    }
+
+    /// Stops PostgreSQL (fast shutdown: open sessions are ended) and waits up to `timeout`;
+    /// then the folder is free for the next owner. A guest leaves the owner's PostgreSQL
+    /// running: for it this does nothing.
     pub fn stop(&mut self, timeout: Duration) -> Result<(), LocalPgError> {
-        self.stop_pipe.take();
+        let Role::Owner {
+            wrapper,
+            stop_pipe,
+            lock,
+        } = &mut self.role
+        else {
+            return Ok(());
+        };
+        stop_pipe.take();
         let deadline = Instant::now() + timeout;
         loop {
-            match self.wrapper.try_wait() {
-                Ok(Some(_)) => return Ok(()),
+            match wrapper.try_wait() {
+                Ok(Some(_)) => {
+                    lock.take();
+                    return Ok(());
+                }
                 Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(5)),
                 Ok(None) => {
                     return Err(LocalPgError::Failed(format!(
@@ -414,9 +610,79 @@ impl LocalPostgres {
 
 impl Drop for LocalPostgres {
     fn drop(&mut self) {
-        // Closing the pipe is enough: the wrapper stops PostgreSQL on its own.
-        self.stop_pipe.take();
+        // A guest leaves the owner's PostgreSQL alone.
+        let Role::Owner {
+            wrapper,
+            stop_pipe,
+            lock,
+        } = &mut self.role
+        else {
+            return;
+        };
+        // Closing the pipe is enough: the wrapper stops PostgreSQL on its own. Keep the lock
+        // until it is down (briefly), so the next owner finds the folder at rest.
+        stop_pipe.take();
+        if lock.is_some() {
+            let deadline = Instant::now() + DROP_STOP_WAIT;
+            while matches!(wrapper.try_wait(), Ok(None)) && Instant::now() < deadline {
+                thread::sleep(Duration::from_millis(5));
+            }
+        }
     }
+}
+
+/// "process N", or a stand-in when the owner did not say.
+fn describe_owner(owner: Option<i32>) -> String {
+    match owner {
+        Some(pid) => format!("process {pid}"),
+        None => "another process".to_owned(),
+    }
+}
+
+/// The PostgreSQL the live owner of `base_dir` has made ready, if it has: the postmaster it
+/// recorded is the one in `postmaster.pid`, alive on this data folder and `ready`.
+fn ready_instance(base_dir: &Path, record: owner::OwnerRecord) -> Option<Running> {
+    let data_dir = base_dir.join("data");
+    let postmaster = record.postmaster?;
+    let text = fs::read_to_string(data_dir.join("postmaster.pid")).ok()?;
+    let lines: Vec<&str> = text.lines().map(str::trim).collect();
+    if lines.first()?.parse::<i32>().ok()? != postmaster || lines.get(7) != Some(&"ready") {
+        return None;
+    }
+    if !is_postmaster_of(postmaster, &data_dir) {
+        return None;
+    }
+    // Line 4 is the port, line 5 the first socket folder.
+    let port = lines.get(3)?.parse().ok()?;
+    let socket_dir = PathBuf::from(lines.get(4)?);
+    socket_dir.is_absolute().then_some(Running {
+        postmaster,
+        socket_dir,
+        port,
+    })
+}
+
+/// The error when another process owns `base_dir` but its PostgreSQL is not ready in time.
+fn not_shareable(base_dir: &Path, owner: Option<i32>, waited: Duration) -> LocalPgError {
+    let data_dir = base_dir.join("data");
+    let state = if !data_dir.join("PG_VERSION").is_file() {
+        "is initialising it".to_owned()
+    } else {
+        match fs::read_to_string(data_dir.join("postmaster.pid"))
+            .ok()
+            .and_then(|t| t.lines().nth(7).map(|s| s.trim().to_owned()))
+        {
+            Some(status) if !status.is_empty() => format!("has it in state `{status}`"),
+            _ => "has not started it yet".to_owned(),
+        }
+    };
+    LocalPgError::Failed(format!(
+        "the PostgreSQL in {} belongs to {}, which {state}; it was not ready to be shared \
+         within {waited:?}. Try again once that process is serving, or stop it; this process \
+         never stops a PostgreSQL whose owner is alive",
+        base_dir.display(),
+        describe_owner(owner),
+    ))
 }
 
 fn absolute(path: &Path) -> Result<PathBuf, LocalPgError> {
@@ -507,6 +773,9 @@ fn prepare_child(command: &mut Command, run_as: Option<&RunAs>) {
     }
 }
 
+/// Runs `initdb` into a staging folder next to `data_dir` and renames it into place, so that a
+/// `data_dir` with `PG_VERSION` is always complete (an owner killed during `initdb` leaves only
+/// a staging folder, which the next owner removes).
 fn init_cluster(
     bins: &Binaries,
     data_dir: &Path,
@@ -514,8 +783,9 @@ fn init_cluster(
     run_as: Option<&RunAs>,
     ephemeral: bool,
 ) -> Result<(), LocalPgError> {
+    let staging = staging_dir(data_dir);
     let mut command = Command::new(bins.dir.join("initdb"));
-    command.arg("-D").arg(data_dir).args([
+    command.arg("-D").arg(&staging).args([
         "-U",
         SUPERUSER,
         "--auth=trust",
@@ -539,7 +809,46 @@ fn init_cluster(
             data_dir.display()
         )));
     }
-    Ok(())
+    // An empty `data` folder may be in the way; anything else there is not ours to delete.
+    if data_dir.exists() && fs::remove_dir(data_dir).is_err() {
+        let _ = fs::remove_dir_all(&staging);
+        return Err(LocalPgError::Failed(format!(
+            "{} exists but is not a PostgreSQL data folder (it has no PG_VERSION); move it \
+             away, or set LOCAL_PG_DIR to another folder",
+            data_dir.display()
+        )));
+    }
+    fs::rename(&staging, data_dir).map_err(|e| {
+        failed(
+            format!("moving the new cluster to {}", data_dir.display()),
+            e,
+        )
+    })
+}
+
+/// `<base>/data.init-<our pid>`.
+fn staging_dir(data_dir: &Path) -> PathBuf {
+    data_dir.with_file_name(format!("data.init-{}", std::process::id()))
+}
+
+/// Removes every `data.init-*` folder next to `data_dir`: the owner lock is held, so they are
+/// leftovers of owners that died during `initdb`.
+fn remove_staging_dirs(data_dir: &Path) {
+    let Some(parent) = data_dir.parent() else {
+        return;
+    };
+    let Ok(entries) = fs::read_dir(parent) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with("data.init-")
+        {
+            let _ = fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 fn check_data_version(data_dir: &Path, major: u32) -> Result<(), LocalPgError> {
@@ -557,9 +866,13 @@ fn check_data_version(data_dir: &Path, major: u32) -> Result<(), LocalPgError> {
     Ok(())
 }
 
-/// Handles a `postmaster.pid` left by an owner that died: stops a postmaster still running on
-/// this data folder, or removes a stale file. PostgreSQL runs crash recovery itself.
-fn recover_after_crash(data_dir: &Path) -> Result<(), LocalPgError> {
+/// Handles a `postmaster.pid` left by an owner that died. Only the holder of the folder's owner
+/// lock calls this, so whatever runs on `data_dir` has no live owner: a postmaster still running
+/// is stopped; the children of a postmaster that was killed are waited for (they exit on their
+/// own, and a new postmaster must not start while they still use the old shared memory); then
+/// the stale file is removed (its pid may have been reused by an unrelated process, which would
+/// make PostgreSQL refuse to start). PostgreSQL runs crash recovery itself.
+fn recover_after_crash(data_dir: &Path, previous_owner: Option<i32>) -> Result<(), LocalPgError> {
     let pid_file = data_dir.join("postmaster.pid");
     let Ok(text) = fs::read_to_string(&pid_file) else {
         return Ok(());
@@ -573,26 +886,66 @@ fn recover_after_crash(data_dir: &Path) -> Result<(), LocalPgError> {
     {
         tracing::warn!(
             pid,
-            "stopping a PostgreSQL left running by an earlier owner"
+            previous_owner,
+            "stopping a PostgreSQL whose owner ({}) is gone",
+            describe_owner(previous_owner)
         );
         let _ = kill(Pid::from_raw(pid), Signal::SIGINT);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while process_alive(pid) {
-            if Instant::now() > deadline {
-                return Err(LocalPgError::Failed(format!(
-                    "a PostgreSQL (pid {pid}) left by an earlier run still uses {} and did not \
-                     stop",
-                    data_dir.display()
-                )));
-            }
-            thread::sleep(Duration::from_millis(10));
-        }
+        wait_for(Duration::from_secs(30), || !process_alive(pid)).map_err(|()| {
+            LocalPgError::Failed(format!(
+                "a PostgreSQL (pid {pid}) whose owner is gone still uses {} and did not stop",
+                data_dir.display()
+            ))
+        })?;
     }
+    wait_for(Duration::from_secs(30), || {
+        processes_in(data_dir).is_empty()
+    })
+    .map_err(|()| {
+        LocalPgError::Failed(format!(
+            "processes {:?} of a PostgreSQL that is gone still use {}",
+            processes_in(data_dir),
+            data_dir.display()
+        ))
+    })?;
     match fs::remove_file(&pid_file) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(failed("removing a stale postmaster.pid", e)),
     }
+}
+
+/// Polls `done` every 10 ms until it holds, or gives up after `timeout`.
+fn wait_for(timeout: Duration, mut done: impl FnMut() -> bool) -> Result<(), ()> {
+    let deadline = Instant::now() + timeout;
+    while !done() {
+        if Instant::now() > deadline {
+            return Err(());
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+    Ok(())
+}
+
+/// Live processes other than ours whose working directory is `data_dir` (a postmaster and its
+/// children all run there).
+fn processes_in(data_dir: &Path) -> Vec<i32> {
+    let Ok(data) = fs::canonicalize(data_dir) else {
+        return Vec::new();
+    };
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let me = i32::try_from(std::process::id()).unwrap_or(-1);
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&pid| {
+            pid != me
+                && fs::read_link(format!("/proc/{pid}/cwd")).is_ok_and(|cwd| cwd == data)
+                && process_alive(pid)
+        })
+        .collect()
 }
 
 /// A live (not zombie) process whose working directory is `data_dir`.
@@ -603,6 +956,21 @@ fn is_postmaster_of(pid: i32, data_dir: &Path) -> bool {
     let cwd = fs::read_link(format!("/proc/{pid}/cwd")).ok();
     let data = fs::canonicalize(data_dir).ok();
     cwd.is_some() && cwd == data
+}
+
+/// Whether `pid` is a child of `parent` (where `/proc` cannot tell, assumed so).
+fn is_child_of(pid: i32, parent: i32) -> bool {
+    if !Path::new("/proc/self/stat").exists() {
+        return true;
+    }
+    fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            // The parent pid is the second field after the parenthesised command name.
+            let (_, rest) = stat.rsplit_once(')')?;
+            rest.split_whitespace().nth(1)?.parse::<i32>().ok()
+        })
+        .is_some_and(|ppid| ppid == parent)
 }
 
 /// Whether `pid` exists and is not a zombie.
@@ -618,7 +986,8 @@ pub fn process_alive(pid: i32) -> bool {
 }
 
 /// Removes leftovers of ephemeral clusters named `<prefix><pid>-…` in `parent` whose owning
-/// process is gone (a killed test run).
+/// process is gone (a killed test run), stopping what still runs there. A folder whose owner
+/// lock is held is left alone.
 pub fn sweep_stale_clusters(parent: &Path, prefix: &str) {
     let Ok(entries) = fs::read_dir(parent) else {
         return;
@@ -631,8 +1000,10 @@ pub fn sweep_stale_clusters(parent: &Path, prefix: &str) {
         let owner = rest.split('-').next().and_then(|p| p.parse::<i32>().ok());
         if let Some(owner) = owner
             && !process_alive(owner)
+            && entry.path().is_dir()
+            && let Ok(Claim::Owner(_lock)) = owner::claim(&entry.path())
         {
-            let _ = recover_after_crash(&entry.path().join("data"));
+            let _ = recover_after_crash(&entry.path().join("data"), Some(owner));
             let _ = fs::remove_dir_all(entry.path());
         }
     }
@@ -671,6 +1042,7 @@ fn percent_encode_path(path: &str) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
