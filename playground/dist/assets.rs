@@ -5,11 +5,14 @@
 pub(super) const ENTRY_SCRIPT: &str = "playground-QZDKFYXS.js";
 /// The page's stylesheet.
 pub(super) const ENTRY_STYLE: &str = "playground-67DMYYXW.css";
+/// The page's icon.
+pub(super) const FAVICON: &str = "favicon-CD4693C4.svg";
 /// Every served file: its name and bytes.
 pub(super) static FILES: &[(&str, &[u8])] = &[
     ("THIRD_PARTY_LICENSES.txt", include_bytes!("THIRD_PARTY_LICENSES.txt")),
     ("codicon-37A3DWZT.ttf", include_bytes!("codicon-37A3DWZT.ttf")),
     ("editor.worker-5V37O26T.js", include_bytes!("editor.worker-5V37O26T.js")),
+    ("favicon-CD4693C4.svg", include_bytes!("favicon-CD4693C4.svg")),
     ("font-2EL65J2O.woff2", include_bytes!("font-2EL65J2O.woff2")),
     ("font-36ULTGLY.woff2", include_bytes!("font-36ULTGLY.woff2")),
     ("font-37A3DWZT.ttf", include_bytes!("font-37A3DWZT.ttf")),

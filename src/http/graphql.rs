@@ -13,7 +13,7 @@ use axum::{
         HeaderMap, HeaderValue, StatusCode,
         header::{ACCEPT, ALLOW, AUTHORIZATION, CONTENT_TYPE, VARY, WWW_AUTHENTICATE},
     },
-    response::{Html, IntoResponse, Response as HttpResponse},
+    response::{IntoResponse, Response as HttpResponse},
 };
 use serde::Deserialize;
 
@@ -653,13 +653,9 @@ pub async fn graphql_get(
         .is_some_and(|p| p.query.is_some() || p.extensions.is_some() || p.document_id.is_some());
     if !has_operation && wants_html(&headers) {
         if state.config.graphiql {
-            return Html(
-                async_graphql::http::GraphiQLSource::build()
-                    .endpoint("/graphql")
-                    .title("Titanbay private-markets API")
-                    .finish(),
-            )
-            .into_response();
+            let options = super::playground::PlaygroundOptions::default()
+                .requiring_token(!state.auth.is_open());
+            return super::playground::page(&options);
         }
         let mut response = request_error(
             StatusCode::NOT_FOUND,
