@@ -2,6 +2,7 @@
 //! `playground/dist/MANIFEST.json`, byte for byte, with their media types, cache lifetimes and a
 //! Content-Security-Policy that allows nothing from elsewhere. (`tests/browser/run.sh` runs it
 //! in a real browser.)
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod common;
 
