@@ -80,8 +80,10 @@ pub struct PlaygroundOptions {
     pub title: String,
     /// Where GraphQL requests are POSTed (a path on this origin).
     pub endpoint: String,
-    /// Where subscriptions go (a `ws://`/`wss://` URL or a path on this origin, spoken with the
-    /// graphql-transport-ws protocol); `None` while the server has none.
+    /// Where subscriptions go, spoken with the graphql-transport-ws protocol: a path on this
+    /// origin (the page turns it into a `ws://`/`wss://` URL) or such a URL on this host (the
+    /// page's `connect-src 'self'` allows WebSockets to this host only). `None` while the
+    /// server has none.
     pub subscription_endpoint: Option<String>,
     /// The operation the editor starts with.
     pub default_query: String,
