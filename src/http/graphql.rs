@@ -358,7 +358,9 @@ pub async fn graphql_get(
         .is_some_and(|p| p.query.is_some() || p.extensions.is_some() || p.document_id.is_some());
     if !has_operation && wants_html(&headers) {
         if state.config.graphiql {
-            return super::playground::page(&state.config);
+            let options = super::playground::PlaygroundOptions::default()
+                .requiring_token(!state.auth.is_open());
+            return super::playground::page(&options);
         }
         let mut response = request_error(
             StatusCode::NOT_FOUND,

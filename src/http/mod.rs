@@ -78,17 +78,18 @@ pub fn router(state: AppState) -> Router {
             .and(NotForContentType::SSE),
     );
     let cors = cors_layer(&state.config.cors_allowed_origins);
-    let routes = Router::new()
+    let mut routes = Router::new()
         .route(
             "/graphql",
             get(graphql::graphql_get).post(graphql::graphql_post),
         )
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
-        .route("/metrics", get(health::metrics))
-        .merge(playground::assets())
-        .fallback(health::not_found)
-        .with_state(state.clone());
+        .route("/metrics", get(health::metrics));
+    if state.config.graphiql {
+        routes = routes.merge(playground::assets());
+    }
+    let routes = routes.fallback(health::not_found).with_state(state.clone());
     let service = ServiceBuilder::new()
         .layer(axum::middleware::from_fn_with_state(
             state,
