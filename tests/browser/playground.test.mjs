@@ -158,6 +158,11 @@ test('a typed nested query runs, with a header typed into the Headers tab', asyn
   const sent = page.waitForRequest(
     (r) => r.method() === 'POST' && r.url() === `${origin}/graphql` && (r.postData() ?? '').includes('FundWithInvestors'),
   );
+  // GraphiQL parses the editor a moment after an edit (a 100 ms debounce), and only then knows
+  // the new operation's name; a run before that would still send the previous document's name,
+  // which the server rightly refuses as an unknown operation. The tab takes the operation's
+  // name when GraphiQL has it.
+  await page.locator('#graphiql-session-tab-0', { hasText: 'FundWithInvestors' }).waitFor({ timeout: 15_000 });
   await page.locator('.graphiql-execute-button').click();
   const request = await sent;
   assert.equal(request.headers()[TEST_HEADER], 'typed in the Headers tab');
