@@ -1,11 +1,17 @@
 # Multi-stage build: compile in the Rust image, run in a slim Debian as a non-root user.
+# The build context is the repository (see .dockerignore); `scripts/check-docker-context.sh`
+# (run by CI) builds from exactly the paths copied below, so a missing one fails CI.
 FROM rust:1.95-slim-bookworm AS build
 WORKDIR /src
+# The workspace: the server, its migrations, the server-owned PostgreSQL crate and the
+# benchmark's load driver (a workspace member, so its manifest must be present).
 COPY Cargo.toml Cargo.lock ./
 COPY migration ./migration
 COPY local-pg ./local-pg
+COPY bench/driver ./bench/driver
+# The playground's files are built into the binary.
+COPY playground/dist ./playground/dist
 COPY src ./src
-COPY schema.graphql ./
 RUN cargo build --release --locked --bin titanbay
 
 FROM debian:bookworm-slim

@@ -19,9 +19,24 @@ use titanbay::{
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// The environment variables `--help` names (the README's configuration table has them all,
+/// with their defaults).
+const ENVIRONMENT: &str = "\
+Configuration comes from environment variables (every one has a default; README.md lists all):
+  DATABASE_URL        PostgreSQL URL (unset: a server-owned PostgreSQL in LOCAL_PG_DIR)
+  LOCAL_PG_DIR        data folder of the server-owned PostgreSQL (default .titanbay)
+  PG_BIN_DIR          folder with initdb and postgres (default: the newest installed)
+  HOST, PORT          address to serve on (default 127.0.0.1:8000)
+  APP_ENV             development (default) or production
+  AUTH_HS256_SECRET   HS256 key (or AUTH_JWKS_FILE / AUTH_JWKS_URL), with AUTH_ISSUER and
+                      AUTH_AUDIENCE: turns bearer-token authentication on
+  LOG_LEVEL           e.g. info or titanbay=debug (RUST_LOG wins); LOG_FORMAT text or json
+  GRAPHIQL            serve the playground on GET /graphql (default on, off in production)
+  MAX_QUERY_DEPTH, MAX_QUERY_COMPLEXITY, MAX_PAGE_SIZE, MAX_BODY_BYTES, …: request limits";
+
 /// Titanbay private-markets GraphQL API.
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(version, about, after_help = ENVIRONMENT)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -59,8 +74,26 @@ enum Command {
     },
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+/// Runs the command; an error is printed as one line of causes (never a backtrace) and the
+/// process exits with status 1.
+fn main() -> std::process::ExitCode {
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     if let Some(Command::Schema) = cli.command {
         print!("{}", graphql::sdl());

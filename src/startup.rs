@@ -276,6 +276,7 @@ pub async fn build_state(db: Db, config: Config) -> anyhow::Result<AppState> {
     let metrics = Arc::new(Metrics::new(config.metrics_max_operations));
     let executor = Executor::new(
         schema,
+        graphql::build_revalidating_schema(db.clone(), &config),
         db,
         persisted,
         config.limits.clone(),

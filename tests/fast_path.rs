@@ -330,3 +330,180 @@ async fn related_rows_fetched_with_a_page_answer_every_selected_field() {
         assert!(checked >= 10, "only {checked} investments checked");
     }
 }
+
+/// The selection of one field of `ty` from the registry: scalars as they are, objects with
+/// their `__typename` and `id`, connections with a page of ids.
+fn select_field(
+    registry: &async_graphql::registry::Registry,
+    ty: &str,
+    field: &str,
+) -> Option<String> {
+    use async_graphql::registry::{MetaType, MetaTypeName};
+    let meta = registry.types.get(ty)?.field_by_name(field)?;
+    // Fields with required arguments need values this walk does not invent.
+    if meta
+        .args
+        .values()
+        .any(|a| a.ty.ends_with('!') && a.default_value.is_none())
+    {
+        return None;
+    }
+    let target = MetaTypeName::concrete_typename(&meta.ty);
+    Some(match registry.types.get(target) {
+        Some(MetaType::Object { name, .. }) if name.ends_with("Connection") => {
+            format!("{field}(first: 2) {{ pageInfo {{ hasNextPage }} nodes {{ __typename }} }}")
+        }
+        Some(MetaType::Object { .. }) => format!("{field} {{ __typename id }}"),
+        _ => field.to_owned(),
+    })
+}
+
+/// Every field of every object type reachable from the list and lookup roots, found by walking
+/// the schema's registry (a field added later is covered without touching this test), answers
+/// byte for byte the same with the fast path on and off: each field alone and all of a type's
+/// fields together, as list items, as nested list items, as related rows of a page, and as a
+/// root lookup.
+#[tokio::test]
+async fn every_field_of_the_schema_answers_the_same_on_both_paths() {
+    use async_graphql::registry::{MetaType, MetaTypeName};
+    let app = TestApp::spawn().await;
+    titanbay::seed::seed(&app.sql_conn).await.unwrap();
+    // A mutation, so that the audit trail has a row to list.
+    common::fixtures::fund(&app, "Audited", "FUNDRAISING").await;
+    let registry = titanbay::graphql::registry();
+    let slow = app.sibling(|c| c.graphql_fast_path = false).await;
+    let fast = app.sibling(|c| c.graphql_fast_path = true).await;
+    let ids = app
+        .gql_ok(
+            "{ funds(first: 1) { nodes { id investments(first: 1) { nodes { id investorId } } } } }",
+            json!({}),
+        )
+        .await;
+    let fund = ids["funds"]["nodes"][0]["id"].as_str().unwrap().to_owned();
+    let investment = ids["funds"]["nodes"][0]["investments"]["nodes"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let investor = ids["funds"]["nodes"][0]["investments"]["nodes"][0]["investorId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // The ways to reach an object: a template with `@@` where its selection goes, and its type.
+    let mut ways: Vec<(String, String)> = Vec::new();
+    let query = match registry.types.get("Query") {
+        Some(MetaType::Object { fields, .. }) => fields,
+        _ => panic!("no Query type"),
+    };
+    for (name, meta) in query {
+        let target = MetaTypeName::concrete_typename(&meta.ty).to_owned();
+        let id = match target.as_str() {
+            "Fund" => &fund,
+            "Investor" => &investor,
+            "Investment" => &investment,
+            _ => "",
+        };
+        match registry.types.get(&target) {
+            Some(MetaType::Object {
+                name: connection, ..
+            }) if connection.ends_with("Connection") => {
+                let node = connection.trim_end_matches("Connection").to_owned();
+                ways.push((format!("{name}(first: 5) {{ nodes {{ @@ }} }}"), node.clone()));
+                ways.push((
+                    format!("{name}(first: 5) {{ edges {{ node {{ @@ }} }} }}"),
+                    node,
+                ));
+            }
+            Some(MetaType::Object { .. }) if !id.is_empty() => {
+                ways.push((format!("{name}(id: \"{id}\") {{ @@ }}"), target));
+            }
+            _ => {}
+        }
+    }
+    // One level down: the objects and connections of each list item's type.
+    let mut nested = Vec::new();
+    for (way, ty) in &ways {
+        let Some(MetaType::Object { fields, .. }) = registry.types.get(ty) else {
+            continue;
+        };
+        for (name, meta) in fields {
+            let target = MetaTypeName::concrete_typename(&meta.ty).to_owned();
+            match registry.types.get(&target) {
+                Some(MetaType::Object {
+                    name: connection, ..
+                }) if connection.ends_with("Connection") => nested.push((
+                    way.replace("@@", &format!("id {name}(first: 3) {{ nodes {{ @@ }} }}")),
+                    connection.trim_end_matches("Connection").to_owned(),
+                )),
+                Some(MetaType::Object { .. }) if !target.starts_with("PageInfo") => {
+                    nested.push((way.replace("@@", &format!("id {name} {{ @@ }}")), target));
+                }
+                _ => {}
+            }
+        }
+    }
+    ways.extend(nested);
+    let send = |router: axum::Router, query: String| async move {
+        let body = json!({ "query": query }).to_string();
+        let response = router
+            .oneshot(
+                Request::post("/graphql")
+                    .header("content-type", "application/json")
+                    .body(Body::from(body))
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap()
+    };
+    let mut compared = std::collections::BTreeSet::new();
+    let mut documents = 0;
+    for (way, ty) in &ways {
+        let Some(MetaType::Object { fields, .. }) = registry.types.get(ty) else {
+            continue;
+        };
+        let selections: Vec<(String, String)> = fields
+            .keys()
+            .filter(|f| !f.starts_with("__"))
+            .filter_map(|f| Some((f.clone(), select_field(&registry, ty, f)?)))
+            .collect();
+        let all = selections
+            .iter()
+            .map(|(_, s)| s.as_str())
+            .collect::<Vec<_>>()
+            .join(" ");
+        let mut cases: Vec<(String, String)> = selections
+            .iter()
+            .map(|(f, s)| (format!("{ty}.{f}"), s.clone()))
+            .collect();
+        cases.push((format!("every field of {ty}"), all));
+        for (what, selection) in cases {
+            let query = format!("{{ {} }}", way.replace("@@", &selection));
+            let a = send(slow.clone(), query.clone()).await;
+            let b = send(fast.clone(), query.clone()).await;
+            let text = String::from_utf8_lossy(&a);
+            assert!(!text.contains("\"errors\""), "{query}: {text}");
+            assert_eq!(
+                text,
+                String::from_utf8_lossy(&b),
+                "{what} through {way}: the fast path answered differently"
+            );
+            compared.insert(what);
+            documents += 1;
+        }
+    }
+    // Every field of every declared object type was compared.
+    for ty in ["Fund", "Investor", "Investment", "AuditEvent"] {
+        let Some(MetaType::Object { fields, .. }) = registry.types.get(ty) else {
+            panic!("{ty} is not in the schema");
+        };
+        for field in fields.keys().filter(|f| !f.starts_with("__")) {
+            assert!(
+                compared.contains(&format!("{ty}.{field}")),
+                "{ty}.{field} was never compared"
+            );
+        }
+    }
+    assert!(documents > 100, "only {documents} documents");
+}

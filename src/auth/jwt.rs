@@ -112,6 +112,29 @@ fn decoding_keys(set: &JwkSet) -> HashMap<String, (DecodingKey, Algorithm)> {
     keys
 }
 
+/// The longest token accepted (real ones are well under 2 KiB).
+pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
+
+/// The longest `sub` accepted: the subject is recorded in the audit trail (`VARCHAR(255)`).
+pub const MAX_SUBJECT_CHARS: usize = 255;
+
+/// A subject is 1..=255 characters without control characters (NUL included, which
+/// PostgreSQL text cannot hold): it goes into the audit trail of every write.
+fn check_subject(sub: Option<String>) -> Result<Option<String>, AuthError> {
+    match sub {
+        Some(sub)
+            if sub.is_empty()
+                || sub.chars().count() > MAX_SUBJECT_CHARS
+                || sub.chars().any(char::is_control) =>
+        {
+            Err(AuthError::Invalid(format!(
+                "the sub claim must be 1 to {MAX_SUBJECT_CHARS} characters without control characters"
+            )))
+        }
+        other => Ok(other),
+    }
+}
+
 /// How many verified tokens are remembered at most (a few hundred bytes each); when full, the
 /// memory is emptied and refilled by the tokens in use.
 const VERIFIED_CAPACITY: usize = 4096;
@@ -316,6 +339,13 @@ impl JwtVerifier {
 
     /// Verifies a token and returns its caller.
     pub async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+        // Bounded before anything is decoded (and before it could be remembered).
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(AuthError::Invalid(format!(
+                "the token is {} bytes; at most {MAX_TOKEN_BYTES} are accepted",
+                token.len()
+            )));
+        }
         if let Some(principal) = self.remembered(token, unix_now()) {
             return Ok(principal);
         }
@@ -372,10 +402,8 @@ impl JwtVerifier {
             }
             (None, None) => Vec::new(),
         };
-        let principal = Principal::new(
-            data.claims.sub,
-            names.iter().filter_map(|n| Scope::parse(n)),
-        );
+        let subject = check_subject(data.claims.sub)?;
+        let principal = Principal::new(subject, names.iter().filter_map(|n| Scope::parse(n)));
         Ok(VerifiedToken {
             principal,
             not_before: data.claims.nbf.unwrap_or(0),

@@ -9,7 +9,7 @@
 use std::{
     collections::{HashMap, HashSet},
     hash::{Hash, Hasher},
-    sync::{Arc, Mutex, PoisonError},
+    sync::{Arc, Mutex, OnceLock, PoisonError},
 };
 
 use async_graphql::{
@@ -150,6 +150,20 @@ pub struct Document {
     pub required_variables: Vec<(String, String, Option<String>)>,
     /// Argument positions whose values come from variables.
     pub variable_arguments: HashSet<Pos>,
+    /// Set once a request with this document passed async-graphql's full validation: later
+    /// ones need only their variables checked (see the executor).
+    pub validated: OnceLock<()>,
+    /// Checks that depend on the document alone, computed on first use.
+    pub(super) memo: Memo,
+}
+
+/// What the executor computes once per document.
+#[derive(Debug, Default)]
+pub(super) struct Memo {
+    /// A string literal where an enum is expected, if any (see `literals`).
+    pub enum_literal: OnceLock<Option<(String, String)>>,
+    /// The complexity, when no variable feeds an argument (else it is computed per request).
+    pub complexity: OnceLock<usize>,
 }
 
 impl Document {
@@ -194,6 +208,8 @@ impl Document {
             measure,
             required_variables,
             variable_arguments: variable_argument_positions(&doc),
+            validated: OnceLock::new(),
+            memo: Memo::default(),
             doc,
         })
     }

@@ -165,6 +165,7 @@ pub fn finish(
     document: &Document,
     registry: &Registry,
     bounds: ErrorBounds,
+    schema_description: &str,
 ) -> bool {
     let executed = executed(response);
     for err in &mut response.errors {
@@ -188,9 +189,73 @@ pub fn finish(
             &[&op.selection_set.node],
             &document.doc.fragments,
         );
+        if document.introspection {
+            describe_schema(
+                &mut response.data,
+                &op.selection_set.node,
+                &document.doc.fragments,
+                schema_description,
+            );
+        }
     }
     bound_errors(&mut response.errors, bounds);
     executed
+}
+
+/// The fields named `name` in `set` (fragments expanded), by response key, with their
+/// selection sets.
+fn fields_named<'a>(
+    set: &'a SelectionSet,
+    fragments: &'a HashMap<Name, Positioned<FragmentDefinition>>,
+    name: &str,
+    out: &mut Vec<(&'a str, &'a SelectionSet)>,
+    depth: usize,
+) {
+    if depth > 64 {
+        return;
+    }
+    for selection in &set.items {
+        match &selection.node {
+            Selection::Field(field) if field.node.name.node == name => out.push((
+                field.node.response_key().node.as_str(),
+                &field.node.selection_set.node,
+            )),
+            Selection::Field(_) => {}
+            Selection::InlineFragment(inline) => {
+                fields_named(&inline.node.selection_set.node, fragments, name, out, depth + 1);
+            }
+            Selection::FragmentSpread(spread) => {
+                if let Some(fragment) = fragments.get(&spread.node.fragment_name.node) {
+                    fields_named(&fragment.node.selection_set.node, fragments, name, out, depth + 1);
+                }
+            }
+        }
+    }
+}
+
+/// Answers `__schema { description }` with this API's description: async-graphql 7 answers a
+/// fixed text about GraphQL schemas in general.
+fn describe_schema(
+    data: &mut Value,
+    set: &SelectionSet,
+    fragments: &HashMap<Name, Positioned<FragmentDefinition>>,
+    description: &str,
+) {
+    let Value::Object(root) = data else { return };
+    let mut schemas = Vec::new();
+    fields_named(set, fragments, "__schema", &mut schemas, 0);
+    for (key, schema_set) in schemas {
+        let Some(Value::Object(schema)) = root.get_mut(key) else {
+            continue;
+        };
+        let mut descriptions = Vec::new();
+        fields_named(schema_set, fragments, "description", &mut descriptions, 0);
+        for (key, _) in descriptions {
+            if let Some(value) = schema.get_mut(key) {
+                *value = Value::String(description.to_owned());
+            }
+        }
+    }
 }
 
 /// Keeps at most `bounds.max_errors` errors (the last one kept says how many were left out,

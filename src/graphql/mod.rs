@@ -17,7 +17,7 @@ pub mod raw;
 pub mod scalars;
 
 use async_graphql::{
-    EmptySubscription, SDLExportOptions, Schema, SchemaBuilder, registry::Registry,
+    EmptySubscription, SDLExportOptions, Schema, SchemaBuilder, ValidationMode, registry::Registry,
 };
 
 use crate::{config::Config, db::Db};
@@ -44,8 +44,20 @@ fn builder() -> SchemaBuilder<QueryRoot, MutationRoot, EmptySubscription> {
 /// Builds the schema served to clients, with the database and limits as schema data. No
 /// async-graphql extension is installed (see [`crate::executor`] for why).
 pub fn build_schema(db: Db, config: &Config) -> AppSchema {
+    build_schema_with(db, config, ValidationMode::Strict)
+}
+
+/// The same schema validating in async-graphql's `Fast` mode (no rules, only the limits'
+/// walk): for documents that passed full validation before, whose variables the executor has
+/// checked.
+pub fn build_revalidating_schema(db: Db, config: &Config) -> AppSchema {
+    build_schema_with(db, config, ValidationMode::Fast)
+}
+
+fn build_schema_with(db: Db, config: &Config, mode: ValidationMode) -> AppSchema {
     let limits = &config.limits;
     let mut b = builder()
+        .validation_mode(mode)
         .data(db)
         .data(limits.clone())
         .data(fast::FastPath(config.graphql_fast_path))

@@ -1,7 +1,6 @@
 //! Writing GraphQL responses: the media type the client negotiated, the spec's status codes,
 //! and the JSON of one result or a batch, with the fast path's JSON spliced in.
 
-use async_graphql::{ServerError, Value};
 use axum::{
     body::Body,
     http::{
@@ -15,7 +14,6 @@ use super::middleware::GraphqlOutcome;
 use crate::{
     error::ErrorCode,
     executor::{Outcome, finish::coded_error},
-    graphql::raw::{self, RawTable},
 };
 
 /// `application/graphql-response+json`.
@@ -71,57 +69,9 @@ pub fn negotiate(headers: &HeaderMap) -> Option<Format> {
     }
 }
 
-/// A GraphQL result as the spec writes it: no `data` key when execution never started.
-struct Wire<'a> {
-    data: Option<&'a Value>,
-    errors: &'a [ServerError],
-    extensions: &'a std::collections::BTreeMap<String, Value>,
-    /// JSON written during execution, for the placeholders in `data`.
-    raw: &'a RawTable,
-}
-
-impl<'a> Wire<'a> {
-    fn of(outcome: &'a Outcome) -> Wire<'a> {
-        Wire {
-            data: outcome.executed.then_some(&outcome.response.data),
-            errors: &outcome.response.errors,
-            extensions: &outcome.response.extensions,
-            raw: &outcome.raw,
-        }
-    }
-
-    /// Writes the compact JSON of `{"data", "errors", "extensions"}` (absent and empty members
-    /// left out), with the parts of `raw` spliced into `data`.
-    fn render(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
-        out.push(b'{');
-        let mut members = 0;
-        let mut member = |out: &mut Vec<u8>, name: &str| {
-            if members > 0 {
-                out.push(b',');
-            }
-            members += 1;
-            raw::write_str(out, name).map(|()| out.push(b':'))
-        };
-        if let Some(data) = self.data {
-            member(out, "data")?;
-            raw::write_value(out, data, self.raw)?;
-        }
-        if !self.errors.is_empty() {
-            member(out, "errors")?;
-            serde_json::to_writer(&mut *out, self.errors)?;
-        }
-        if !self.extensions.is_empty() {
-            member(out, "extensions")?;
-            serde_json::to_writer(&mut *out, self.extensions)?;
-        }
-        out.push(b'}');
-        Ok(())
-    }
-}
-
 /// The JSON body of one result or of a batch's results.
 fn body(outcomes: &[Outcome], batch: bool) -> serde_json::Result<Vec<u8>> {
-    let spliced: usize = outcomes.iter().map(|o| o.raw.len()).sum();
+    let spliced: usize = outcomes.iter().map(Outcome::written_len).sum();
     let mut out = Vec::with_capacity(1024 + spliced + spliced / 8);
     if batch {
         out.push(b'[');
@@ -130,7 +80,7 @@ fn body(outcomes: &[Outcome], batch: bool) -> serde_json::Result<Vec<u8>> {
         if i > 0 {
             out.push(b',');
         }
-        Wire::of(outcome).render(&mut out)?;
+        outcome.write_json(&mut out)?;
     }
     if batch {
         out.push(b']');

@@ -1,6 +1,9 @@
 //! Funds: lookups, keyset lists, creation and the one-way lifecycle.
 
-use std::collections::HashMap;
+use std::{
+    collections::HashMap,
+    sync::{LazyLock, Mutex},
+};
 
 use rust_decimal::Decimal;
 use sea_orm::{
@@ -13,7 +16,7 @@ use uuid::Uuid;
 use super::{
     Actor,
     audit::{self, AuditEntry},
-    count, decode_all, now_micros,
+    SqlTexts, cached_sql, count, decode_all, now_micros,
     page::{Direction, Page, PageWindow, like_contains_pattern},
 };
 use crate::{
@@ -59,13 +62,13 @@ pub async fn find_fund(
     id: Uuid,
     columns: ColumnSet,
 ) -> Result<Option<fund::Model>, AppError> {
-    let mut list = String::new();
-    rows::select_list::<fund::Entity>(&mut list, "f", columns.without_id());
-    let stmt = Statement::from_sql_and_values(
-        DbBackend::Postgres,
-        format!("SELECT true{list} FROM funds f WHERE f.id = $1"),
-        [id.into()],
-    );
+    static TEXTS: SqlTexts<ColumnSet> = LazyLock::new(Mutex::default);
+    let sql = cached_sql(&TEXTS, columns, || {
+        let mut list = String::new();
+        rows::select_list::<fund::Entity>(&mut list, "f", columns.without_id());
+        format!("SELECT true{list} FROM funds f WHERE f.id = $1")
+    });
+    let stmt = Statement::from_sql_and_values(DbBackend::Postgres, sql, [id.into()]);
     match db.fetch_optional(stmt).await? {
         Some(row) => Ok(Some(rows::fund(&Columns::of(&row, 1), id, columns)?)),
         None => Ok(None),

@@ -1,6 +1,9 @@
 //! Investors: lookups, keyset lists and creation with one investor per email.
 
-use std::collections::HashMap;
+use std::{
+    collections::HashMap,
+    sync::{LazyLock, Mutex},
+};
 
 use sea_orm::{
     ActiveValue::Set,
@@ -13,7 +16,7 @@ use uuid::Uuid;
 use super::{
     Actor,
     audit::{self, AuditEntry},
-    count, decode_all, now_micros,
+    SqlTexts, cached_sql, count, decode_all, now_micros,
     page::{Direction, Page, PageWindow},
 };
 use crate::{
@@ -60,13 +63,13 @@ pub async fn find_investor(
     id: Uuid,
     columns: ColumnSet,
 ) -> Result<Option<investor::Model>, AppError> {
-    let mut list = String::new();
-    rows::select_list::<investor::Entity>(&mut list, "v", columns.without_id());
-    let stmt = Statement::from_sql_and_values(
-        DbBackend::Postgres,
-        format!("SELECT true{list} FROM investors v WHERE v.id = $1"),
-        [id.into()],
-    );
+    static TEXTS: SqlTexts<ColumnSet> = LazyLock::new(Mutex::default);
+    let sql = cached_sql(&TEXTS, columns, || {
+        let mut list = String::new();
+        rows::select_list::<investor::Entity>(&mut list, "v", columns.without_id());
+        format!("SELECT true{list} FROM investors v WHERE v.id = $1")
+    });
+    let stmt = Statement::from_sql_and_values(DbBackend::Postgres, sql, [id.into()]);
     match db.fetch_optional(stmt).await? {
         Some(row) => Ok(Some(rows::investor(&Columns::of(&row, 1), id, columns)?)),
         None => Ok(None),

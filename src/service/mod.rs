@@ -8,6 +8,12 @@ pub mod investment;
 pub mod investor;
 pub mod page;
 
+use std::{
+    collections::HashMap,
+    hash::Hash,
+    sync::{LazyLock, Mutex},
+};
+
 use chrono::{DateTime, SubsecRound, Utc};
 
 /// Who is acting and until when, for the audit trail, logs and time limits.
@@ -25,6 +31,28 @@ pub struct Actor {
 /// read of the same row.
 pub fn now_micros() -> DateTime<Utc> {
     Utc::now().trunc_subsecs(6)
+}
+
+/// Statement texts already built, by what determines them.
+pub(crate) type SqlTexts<K> = LazyLock<Mutex<HashMap<K, String>>>;
+
+/// The texts kept at most per kind of statement: the shapes in use are few, but a client
+/// could ask for many (every page size, every set of related columns).
+const SQL_TEXTS_KEPT: usize = 512;
+
+/// The statement text for `key`, built once (up to [`SQL_TEXTS_KEPT`] texts; past that, built
+/// on every use).
+pub(crate) fn cached_sql<K: Hash + Eq>(texts: &SqlTexts<K>, key: K, build: impl FnOnce() -> String) -> String {
+    if let Some(sql) = texts.lock().ok().and_then(|t| t.get(&key).cloned()) {
+        return sql;
+    }
+    let sql = build();
+    if let Ok(mut texts) = texts.lock()
+        && texts.len() < SQL_TEXTS_KEPT
+    {
+        texts.insert(key, sql.clone());
+    }
+    sql
 }
 
 /// Decodes rows of `E` fetched with every column in entity order (a statement built by

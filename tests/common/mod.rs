@@ -231,6 +231,33 @@ impl Cluster {
     }
 }
 
+/// Lowercase hex SHA-256 of `text` (APQ hashes).
+pub fn sha256_hex(text: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// A connection of the tests' own to `url`.
+pub async fn connect(url: &str) -> DatabaseConnection {
+    test_connection(url).await
+}
+
+/// One scalar of a query on `conn`.
+pub async fn scalar<T: sea_orm::TryGetable>(conn: &DatabaseConnection, sql: &str) -> T {
+    conn.query_one_raw(sea_orm::Statement::from_string(
+        sea_orm::DbBackend::Postgres,
+        sql.to_owned(),
+    ))
+    .await
+    .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    .unwrap_or_else(|| panic!("{sql}: no row"))
+    .try_get_by_index(0)
+    .unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
 /// Logs at `warn` (or `RUST_LOG`) through the test writer, so passing tests stay quiet.
 pub fn init_test_logging() {
     if tracing::dispatcher::has_been_set() {

@@ -2,7 +2,6 @@
 //! client selects joined into the same statement.
 
 use std::{
-    collections::HashMap,
     hash::Hash,
     sync::{LazyLock, Mutex},
 };
@@ -12,6 +11,7 @@ use sea_orm::{DbBackend, Statement, Value};
 use uuid::Uuid;
 
 use crate::{
+    service::{SqlTexts, cached_sql},
     db::{
         Db,
         rows::{self, ColumnSet, Columns},
@@ -149,28 +149,6 @@ impl Shape {
             before: window.before.is_some(),
         }
     }
-}
-
-/// Statement texts already built, by what determines them.
-type SqlTexts<K> = LazyLock<Mutex<HashMap<K, String>>>;
-
-/// The texts kept at most per kind of statement: the shapes in use are few, but a client
-/// could ask for many (every page size, every set of related columns).
-const SQL_TEXTS_KEPT: usize = 512;
-
-/// The statement text for `key`, built once (up to [`SQL_TEXTS_KEPT`] texts; past that, built
-/// on every use).
-fn cached_sql<K: Hash + Eq>(texts: &SqlTexts<K>, key: K, build: impl FnOnce() -> String) -> String {
-    if let Some(sql) = texts.lock().ok().and_then(|t| t.get(&key).cloned()) {
-        return sql;
-    }
-    let sql = build();
-    if let Ok(mut texts) = texts.lock()
-        && texts.len() < SQL_TEXTS_KEPT
-    {
-        texts.insert(key, sql.clone());
-    }
-    sql
 }
 
 /// Builds the page statement for one shape. For many parents (`single` false): the LATERAL
