@@ -47,6 +47,8 @@ pub async fn serve(
         .keep_alive_interval(Some(limits.header_timeout))
         .keep_alive_timeout(limits.header_timeout);
     let service = TowerToHyperService::new(router);
+    // Tells connections still waiting for their first byte that the server is stopping.
+    let (stopping, stopped) = tokio::sync::watch::channel(false);
     tokio::pin!(shutdown);
     loop {
         let permit = tokio::select! {
@@ -69,17 +71,33 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let connection = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), service.clone())
-            .into_owned();
-        let connection = graceful.watch(connection);
+        let watcher = graceful.watcher();
+        let builder = builder.clone();
+        let service = service.clone();
+        let first_byte_timeout = limits.header_timeout;
+        let mut stopped = stopped.clone();
         tokio::spawn(async move {
+            // hyper's header timeout starts with the first byte of a request (the `auto` builder
+            // waits to see which protocol the client speaks first, without a timer): a client
+            // that connects and says nothing is closed after the same time.
+            let mut probe = [0_u8; 1];
+            let first = tokio::select! {
+                first = tokio::time::timeout(first_byte_timeout, stream.peek(&mut probe)) => first,
+                _ = stopped.wait_for(|stopped| *stopped) => return,
+            };
+            if !matches!(first, Ok(Ok(n)) if n > 0) {
+                return;
+            }
+            let connection = builder
+                .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                .into_owned();
             // Errors here are the client's (reset, timed out, malformed): nothing to do.
-            let _ = connection.await;
+            let _ = watcher.watch(connection).await;
             drop(permit);
         });
     }
     drop(listener);
+    let _ = stopping.send(true);
     if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
         .await
         .is_err()
