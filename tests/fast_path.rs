@@ -407,7 +407,10 @@ async fn every_field_of_the_schema_answers_the_same_on_both_paths() {
                 name: connection, ..
             }) if connection.ends_with("Connection") => {
                 let node = connection.trim_end_matches("Connection").to_owned();
-                ways.push((format!("{name}(first: 5) {{ nodes {{ @@ }} }}"), node.clone()));
+                ways.push((
+                    format!("{name}(first: 5) {{ nodes {{ @@ }} }}"),
+                    node.clone(),
+                ));
                 ways.push((
                     format!("{name}(first: 5) {{ edges {{ node {{ @@ }} }} }}"),
                     node,

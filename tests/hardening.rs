@@ -21,12 +21,7 @@ use sea_orm::{
 };
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use titanbay::{
-    config::Config,
-    db::Db,
-    http,
-    startup::build_state,
-};
+use titanbay::{config::Config, db::Db, http, startup::build_state};
 use tower::ServiceExt;
 
 const SPEC: &str = "application/graphql-response+json";

@@ -34,12 +34,22 @@ async fn a_huge_document_is_refused_before_it_is_parsed_with_a_small_answer() {
     // 0.9 MB: 450,000 fields.
     let doc = format!("{{ {} }}", "a ".repeat(450_000));
     let response = app.post(&doc, json!({})).await;
-    assert_eq!(response.codes(), ["QUERY_TOO_COMPLEX"], "{:.300}", response.body);
+    assert_eq!(
+        response.codes(),
+        ["QUERY_TOO_COMPLEX"],
+        "{:.300}",
+        response.body
+    );
     assert!(response.raw.len() < SMALL, "{} bytes", response.raw.len());
     // Under the byte limit but with too many tokens.
     let doc = format!("{{ {} }}", "a ".repeat(6_000));
     let response = app.post(&doc, json!({})).await;
-    assert_eq!(response.codes(), ["QUERY_TOO_COMPLEX"], "{:.300}", response.body);
+    assert_eq!(
+        response.codes(),
+        ["QUERY_TOO_COMPLEX"],
+        "{:.300}",
+        response.body
+    );
     // And the same holds for a document registered by hash (APQ).
     let doc = format!("{{ {} }}", "a ".repeat(20_000));
     let hash = common::sha256_hex(&doc);
@@ -48,7 +58,11 @@ async fn a_huge_document_is_refused_before_it_is_parsed_with_a_small_answer() {
     assert_eq!(response.codes(), ["QUERY_TOO_COMPLEX"]);
     let body = json!({ "extensions": { "persistedQuery": { "version": 1, "sha256Hash": hash } } });
     let response = app.send(raw(body.to_string())).await;
-    assert_eq!(response.codes(), ["PERSISTED_QUERY_NOT_FOUND"], "never registered");
+    assert_eq!(
+        response.codes(),
+        ["PERSISTED_QUERY_NOT_FOUND"],
+        "never registered"
+    );
 }
 
 #[tokio::test]
@@ -139,7 +153,12 @@ async fn nul_characters_are_bad_input_wherever_a_string_reaches_sql() {
 #[tokio::test]
 async fn names_refuse_control_and_bidirectional_formatting_characters() {
     let app = TestApp::spawn().await;
-    for name in ["Evil\u{202E}gnp.exe", "Tab\tName", "Bell\u{7}", "Iso\u{2066}late"] {
+    for name in [
+        "Evil\u{202E}gnp.exe",
+        "Tab\tName",
+        "Bell\u{7}",
+        "Iso\u{2066}late",
+    ] {
         let body = app
             .gql(
                 CREATE_FUND,
@@ -183,11 +202,18 @@ async fn unused_variables_give_a_bounded_number_of_errors() {
     let errors = response.body["errors"].as_array().unwrap();
     assert!(errors.len() <= 20, "{} errors", errors.len());
     assert!(
-        response.codes().iter().all(|c| c == "GRAPHQL_VALIDATION_FAILED"),
+        response
+            .codes()
+            .iter()
+            .all(|c| c == "GRAPHQL_VALIDATION_FAILED"),
         "{:?}",
         response.codes()
     );
-    assert!(response.raw.len() < 8 * 1024, "{} bytes", response.raw.len());
+    assert!(
+        response.raw.len() < 8 * 1024,
+        "{} bytes",
+        response.raw.len()
+    );
 }
 
 #[tokio::test]
@@ -277,7 +303,14 @@ async fn totals_are_exact_beyond_what_an_amount_can_hold() {
     let fund_id = fund(&app, "Huge", "FUNDRAISING").await;
     let investor_id = investor(&app, "Whale", "whale@example.com").await;
     for _ in 0..2 {
-        investment(&app, &fund_id, &investor_id, "999999999999999999.99", "2024-01-01").await;
+        investment(
+            &app,
+            &fund_id,
+            &investor_id,
+            "999999999999999999.99",
+            "2024-01-01",
+        )
+        .await;
     }
     let data = app
         .gql_ok(
@@ -290,7 +323,10 @@ async fn totals_are_exact_beyond_what_an_amount_can_hold() {
         )
         .await;
     assert_eq!(data["fund"]["totalCommittedUsd"], "1999999999999999999.98");
-    assert_eq!(data["investor"]["totalCommittedUsd"], "1999999999999999999.98");
+    assert_eq!(
+        data["investor"]["totalCommittedUsd"],
+        "1999999999999999999.98"
+    );
     assert_eq!(
         data["funds"]["nodes"][0]["totalCommittedUsd"],
         "1999999999999999999.98"
@@ -347,11 +383,19 @@ async fn token_subjects_are_bounded_before_use() {
     };
     let input = json!({ "input": { "name": "F", "vintageYear": 2024, "targetSizeUsd": "1.00" } });
     let long = app
-        .send(call(token_for(&"s".repeat(256)), CREATE_FUND, input.clone()))
+        .send(call(
+            token_for(&"s".repeat(256)),
+            CREATE_FUND,
+            input.clone(),
+        ))
         .await;
     assert_eq!(long.codes(), ["UNAUTHENTICATED"], "{:#}", long.body);
     let control = app
-        .send(call(token_for("bad\u{0}subject"), CREATE_FUND, input.clone()))
+        .send(call(
+            token_for("bad\u{0}subject"),
+            CREATE_FUND,
+            input.clone(),
+        ))
         .await;
     assert_eq!(control.codes(), ["UNAUTHENTICATED"]);
     // At the limit the token works, and its subject is recorded.
@@ -439,9 +483,17 @@ async fn idle_and_slow_connections_are_closed_and_connections_are_capped() {
     // A connection that sends nothing, and one that sends half a request head, are closed.
     let mut silent = connect().await.unwrap();
     let mut slow = connect().await.unwrap();
-    slow.write_all(b"GET /healthz HTTP/1.1\r\nHo").await.unwrap();
-    assert!(closed_within(&mut silent, Duration::from_secs(5)).await, "idle connection kept");
-    assert!(closed_within(&mut slow, Duration::from_secs(5)).await, "slow header kept");
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHo")
+        .await
+        .unwrap();
+    assert!(
+        closed_within(&mut silent, Duration::from_secs(5)).await,
+        "idle connection kept"
+    );
+    assert!(
+        closed_within(&mut slow, Duration::from_secs(5)).await,
+        "slow header kept"
+    );
 
     // A kept-alive connection that goes idle after a request is closed too.
     let mut kept = connect().await.unwrap();
@@ -449,7 +501,10 @@ async fn idle_and_slow_connections_are_closed_and_connections_are_capped() {
     let mut buf = [0u8; 1024];
     let n = kept.read(&mut buf).await.unwrap();
     assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
-    assert!(closed_within(&mut kept, Duration::from_secs(5)).await, "idle keep-alive kept");
+    assert!(
+        closed_within(&mut kept, Duration::from_secs(5)).await,
+        "idle keep-alive kept"
+    );
 
     // At most three connections are served at once: a fourth waits until one closes.
     let mut idle: Vec<_> = Vec::new();
@@ -461,7 +516,10 @@ async fn idle_and_slow_connections_are_closed_and_connections_are_capped() {
     let mut fourth = connect().await.unwrap();
     fourth.write_all(request).await.unwrap();
     let waited = tokio::time::timeout(Duration::from_millis(300), fourth.read(&mut buf)).await;
-    assert!(waited.is_err(), "the fourth connection was served past the cap");
+    assert!(
+        waited.is_err(),
+        "the fourth connection was served past the cap"
+    );
     // The idle ones time out, and the fourth is then served.
     let n = tokio::time::timeout(Duration::from_secs(10), fourth.read(&mut buf))
         .await
