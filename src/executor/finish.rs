@@ -222,11 +222,23 @@ fn fields_named<'a>(
             )),
             Selection::Field(_) => {}
             Selection::InlineFragment(inline) => {
-                fields_named(&inline.node.selection_set.node, fragments, name, out, depth + 1);
+                fields_named(
+                    &inline.node.selection_set.node,
+                    fragments,
+                    name,
+                    out,
+                    depth + 1,
+                );
             }
             Selection::FragmentSpread(spread) => {
                 if let Some(fragment) = fragments.get(&spread.node.fragment_name.node) {
-                    fields_named(&fragment.node.selection_set.node, fragments, name, out, depth + 1);
+                    fields_named(
+                        &fragment.node.selection_set.node,
+                        fragments,
+                        name,
+                        out,
+                        depth + 1,
+                    );
                 }
             }
         }

@@ -381,9 +381,9 @@ impl Executor {
             }
         }
         let enum_literal = document.memo.enum_literal.get_or_init(|| {
-            document
-                .operation()
-                .and_then(|op| literals::string_for_enum(op, &document.doc.fragments, &self.registry))
+            document.operation().and_then(|op| {
+                literals::string_for_enum(op, &document.doc.fragments, &self.registry)
+            })
         });
         if let Some((path, enum_name)) = enum_literal {
             return Some(refuse(
@@ -445,7 +445,11 @@ impl Executor {
             && document
                 .operation()
                 .is_some_and(|op| variables::fit(op, &request.variables, &self.registry));
-        let schema = if known { &self.revalidating } else { &self.schema };
+        let schema = if known {
+            &self.revalidating
+        } else {
+            &self.schema
+        };
         let work = track(quiescence, schema.execute(request));
         tokio::pin!(work);
         let abandoned = |code: ErrorCode, message: String| Outcome {

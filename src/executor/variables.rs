@@ -59,10 +59,12 @@ fn fits(value: &Value, ty: &str, registry: &Registry, depth: usize) -> bool {
         Some(MetaType::InputObject { input_fields, .. }) => match value {
             Value::Object(fields) => {
                 fields.keys().all(|k| input_fields.contains_key(k.as_str()))
-                    && input_fields.values().all(|field| match fields.get(field.name.as_str()) {
-                        Some(v) => fits(v, &field.ty, registry, depth + 1),
-                        None => !field.ty.ends_with('!') || field.default_value.is_some(),
-                    })
+                    && input_fields
+                        .values()
+                        .all(|field| match fields.get(field.name.as_str()) {
+                            Some(v) => fits(v, &field.ty, registry, depth + 1),
+                            None => !field.ty.ends_with('!') || field.default_value.is_some(),
+                        })
             }
             _ => false,
         },

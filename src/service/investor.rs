@@ -14,9 +14,9 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::{
-    Actor,
+    Actor, SqlTexts,
     audit::{self, AuditEntry},
-    SqlTexts, cached_sql, count, decode_all, now_micros,
+    cached_sql, count, decode_all, now_micros,
     page::{Direction, Page, PageWindow},
 };
 use crate::{

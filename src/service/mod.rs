@@ -42,7 +42,11 @@ const SQL_TEXTS_KEPT: usize = 512;
 
 /// The statement text for `key`, built once (up to [`SQL_TEXTS_KEPT`] texts; past that, built
 /// on every use).
-pub(crate) fn cached_sql<K: Hash + Eq>(texts: &SqlTexts<K>, key: K, build: impl FnOnce() -> String) -> String {
+pub(crate) fn cached_sql<K: Hash + Eq>(
+    texts: &SqlTexts<K>,
+    key: K,
+    build: impl FnOnce() -> String,
+) -> String {
     if let Some(sql) = texts.lock().ok().and_then(|t| t.get(&key).cloned()) {
         return sql;
     }

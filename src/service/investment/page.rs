@@ -11,7 +11,6 @@ use sea_orm::{DbBackend, Statement, Value};
 use uuid::Uuid;
 
 use crate::{
-    service::{SqlTexts, cached_sql},
     db::{
         Db,
         rows::{self, ColumnSet, Columns},
@@ -19,6 +18,7 @@ use crate::{
     entity::{fund, investment, investor},
     error::AppError,
     service::page::{Direction, Page, PageWindow},
+    service::{SqlTexts, cached_sql},
 };
 
 /// The sort key of investments within a parent: newest `investment_date` first, ties by id.
