@@ -262,6 +262,73 @@ async fn numbers_json_cannot_hold_are_bad_input() {
     let response = app.send(raw(body.to_owned())).await;
     assert_eq!(response.codes(), ["BAD_USER_INPUT"], "{:#}", response.body);
     assert!(response.raw.len() < SMALL);
+    // The same over GET, where the variables come in the query string.
+    let get = Request::get(
+        "/graphql?query=query(%24n%3A%20Int)%20%7B%20funds(first%3A%20%24n)%20%7B%20totalCount%20%7D%20%7D&variables=%7B%22n%22%3A1e400%7D",
+    )
+    .body(Body::empty())
+    .unwrap();
+    let response = app.send(get).await;
+    assert_eq!(response.codes(), ["BAD_USER_INPUT"], "{:#}", response.body);
+}
+
+#[tokio::test]
+async fn two_operations_without_an_operation_name_are_a_bad_request_not_a_parse_error() {
+    let app = TestApp::spawn().await;
+    // The document parses; the request does not say which operation to run.
+    let response = app
+        .post(
+            "query A { funds { totalCount } } query B { investors { totalCount } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(response.codes(), ["BAD_REQUEST"], "{:#}", response.body);
+}
+
+#[tokio::test]
+async fn the_persisted_query_cache_is_bounded_by_bytes() {
+    let limit = 256 * 1024;
+    let app = TestApp::spawn_with(|config| config.limits.apq_cache_bytes = limit).await;
+    // 64 documents of about 16 KiB each (1 MiB in all), every one registered and run.
+    for n in 0..64 {
+        let query = format!(
+            "query Q{n} {{ funds {{ totalCount }} }} # {}",
+            "x".repeat(16 * 1024)
+        );
+        let body = json!({
+            "query": query,
+            "extensions": { "persistedQuery": { "version": 1, "sha256Hash": common::sha256_hex(&query) } },
+        });
+        let response = app.send(raw(body.to_string())).await;
+        assert!(response.body.get("errors").is_none(), "{:#}", response.body);
+    }
+    let metrics = app
+        .send(Request::get("/metrics").body(Body::empty()).unwrap())
+        .await;
+    let text = String::from_utf8_lossy(&metrics.raw).into_owned();
+    let kept: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("titanbay_apq_cache_bytes "))
+        .unwrap_or_else(|| panic!("no titanbay_apq_cache_bytes in {text:.2000}"))
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(kept > 0.0 && kept <= limit as f64, "{kept}");
+    // The newest is still kept; the oldest went.
+    let by_hash = |n: usize| {
+        let query = format!(
+            "query Q{n} {{ funds {{ totalCount }} }} # {}",
+            "x".repeat(16 * 1024)
+        );
+        let body = json!({
+            "extensions": { "persistedQuery": { "version": 1, "sha256Hash": common::sha256_hex(&query) } },
+        });
+        raw(body.to_string())
+    };
+    let newest = app.send(by_hash(63)).await;
+    assert!(newest.body.get("errors").is_none(), "{:#}", newest.body);
+    let oldest = app.send(by_hash(0)).await;
+    assert_eq!(oldest.codes(), ["PERSISTED_QUERY_NOT_FOUND"]);
 }
 
 #[tokio::test]

@@ -376,6 +376,14 @@ impl LocalPostgres {
             check_data_version(&data_dir, bins.major)?;
             recover_after_crash(&data_dir, previous_owner)?;
         } else {
+            // The first start takes a few seconds (initdb); say so before the wait.
+            if !options.ephemeral {
+                tracing::info!(
+                    data = %data_dir.display(),
+                    version = bins.major,
+                    "initialising a new PostgreSQL cluster (first start only; a few seconds)"
+                );
+            }
             init_cluster(&bins, &data_dir, &log, run_as, options.ephemeral)?;
         }
 

@@ -285,8 +285,11 @@ impl Db {
             .map_err(|e| DbErr::Custom(format!("building the connection pool: {e}")))?;
         let reads = cfg.max_concurrent_reads;
         let writes = cfg.max_concurrent_writes.unwrap_or_else(|| {
-            // The rest of the pool, leaving the reads their share (and one spare).
-            max.saturating_sub(reads.min(max)).max(1)
+            // The rest of the pool, leaving the reads their share (a fifth of the pool when
+            // reads are not bounded), so writes queued on one row lock never hold every
+            // connection.
+            let share = if reads == 0 { max / 5 } else { reads.min(max) };
+            max.saturating_sub(share.max(1)).max(1)
         });
         let db = Db {
             inner: Arc::new(Inner {

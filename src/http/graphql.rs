@@ -417,11 +417,20 @@ pub async fn graphql_get(
     };
     let operation = match envelope.into_operation() {
         Ok(operation) => operation,
-        Err(BodyError::NotGraphql(reason) | BodyError::Variables(reason)) => {
+        Err(BodyError::NotGraphql(reason)) => {
             return request_error(
                 StatusCode::BAD_REQUEST,
                 format,
                 ErrorCode::BadRequest,
+                short(&reason),
+            );
+        }
+        // As over POST: JSON that no GraphQL value holds (`1e400`) is bad input.
+        Err(BodyError::Variables(reason)) => {
+            return request_error(
+                StatusCode::BAD_REQUEST,
+                format,
+                ErrorCode::BadUserInput,
                 short(&reason),
             );
         }
