@@ -185,6 +185,15 @@ fn seed_migrate_postgres_and_a_second_server_use_the_running_instance_and_never_
         text(&seed)
     );
     assert!(!seed_log.contains("stopping"), "{}", text(&seed));
+    // The first start said what it was waiting for; a later run of the migrations (seed's,
+    // on a migrated database) shows no PostgreSQL notices such as "already exists, skipping".
+    assert!(
+        serve_log().contains("initialising a new PostgreSQL cluster"),
+        "{}",
+        serve_log()
+    );
+    assert!(!seed_log.contains("skipping"), "{}", text(&seed));
+    assert!(!serve_log().contains("skipping"), "{}", serve_log());
     assert!(alive(postmaster), "seed stopped the server's PostgreSQL");
     assert_eq!(postmaster_pid(&dir), postmaster);
 
@@ -262,4 +271,42 @@ fn seed_migrate_postgres_and_a_second_server_use_the_running_instance_and_never_
         );
         thread::sleep(Duration::from_millis(20));
     }
+}
+
+#[test]
+fn help_names_the_environment_variables() {
+    let output = Command::new(BIN).arg("--help").output().unwrap();
+    assert!(output.status.success(), "{}", text(&output));
+    let help = String::from_utf8_lossy(&output.stdout);
+    for name in [
+        "DATABASE_URL",
+        "LOCAL_PG_DIR",
+        "PORT",
+        "APP_ENV",
+        "AUTH_HS256_SECRET",
+        "MAX_QUERY_DEPTH",
+    ] {
+        assert!(help.contains(name), "--help does not name {name}:\n{help}");
+    }
+}
+
+#[test]
+fn a_command_that_cannot_run_says_why_in_one_line_without_a_backtrace() {
+    // `token` without AUTH settings, with backtraces asked for.
+    let dir = std::env::temp_dir().join(format!("titanbay-test-{}-token", std::process::id()));
+    let output = titanbay(&dir, free_port(), &["token"])
+        .env("RUST_BACKTRACE", "1")
+        .output()
+        .unwrap();
+    assert!(!output.status.success(), "{}", text(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.trim_start().starts_with("error:"),
+        "{}",
+        text(&output)
+    );
+    assert!(!stderr.contains("backtrace"), "{}", text(&output));
+    assert!(!stderr.contains("panicked"), "{}", text(&output));
+    assert!(stderr.trim().lines().count() <= 2, "{}", text(&output));
+    assert!(!dir.exists(), "token created {}", dir.display());
 }
