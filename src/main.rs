@@ -1,5 +1,5 @@
-//! The `titanbay` binary: `serve` (default), `migrate`, `seed`, `schema`, `postgres` and
-//! `token`.
+//! The `titanbay` binary: `serve` (default), `migrate`, `seed`, `schema`, `postgres`,
+//! `check-totals` and `token`.
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
@@ -7,7 +7,7 @@ use migration::{Migrator, MigratorTrait};
 use titanbay::{
     auth::{self, Scope, TokenRequest},
     config::Config,
-    db, graphql, seed,
+    db, graphql, seed, service,
     startup::{Application, resolve_database, shutdown_signal},
     telemetry,
 };
@@ -59,6 +59,14 @@ enum Command {
     /// Run only the server-owned PostgreSQL (for psql, benchmarks or other tools), print its
     /// URL, and stop it on Ctrl-C or SIGTERM.
     Postgres,
+    /// Recount every kept total (per fund, per investor, per fund and investor) from the rows
+    /// and list the differences; exits with status 1 when there are any.
+    CheckTotals {
+        /// Rewrite the totals from the rows (after a bulk load made outside the API); writes
+        /// of investments wait meanwhile, reads do not.
+        #[arg(long)]
+        repair: bool,
+    },
     /// Mint a development bearer token (HS256) from `AUTH_HS256_SECRET`, `AUTH_ISSUER` and
     /// `AUTH_AUDIENCE`, and print it to stdout.
     Token {
@@ -171,6 +179,13 @@ async fn run() -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::CheckTotals { repair } => {
+            let target = resolve_database(&config).await?;
+            db::wait_until_reachable(&config.database, &target.url).await?;
+            let result = check_totals(&config, &target.url, repair).await;
+            target.stop().await;
+            result
+        }
         Command::Postgres => {
             let mut config = config;
             config.database.url = None;
@@ -184,3 +199,50 @@ async fn run() -> anyhow::Result<()> {
         Command::Schema | Command::Token { .. } => Ok(()),
     }
 }
+
+/// `titanbay check-totals [--repair]`: the differences, one per line on stdout (the first
+/// [`DIFFERENCES_SHOWN`]), and an error when any remain.
+async fn check_totals(config: &Config, url: &str, repair: bool) -> anyhow::Result<()> {
+    let mut database = config.database.clone();
+    database.min_connections = 1;
+    database.max_connections = 2;
+    let db = db::Db::connect(&database, url)
+        .await
+        .context("connecting to PostgreSQL")?;
+    let differences = service::totals::check(&db)
+        .await
+        .context("recounting the totals")?;
+    for difference in differences.iter().take(DIFFERENCES_SHOWN) {
+        println!("{difference}");
+    }
+    if differences.len() > DIFFERENCES_SHOWN {
+        println!("… and {} more", differences.len() - DIFFERENCES_SHOWN);
+    }
+    if differences.is_empty() {
+        tracing::info!("every kept total equals the rows");
+        return Ok(());
+    }
+    if !repair {
+        anyhow::bail!(
+            "{} kept totals differ from the rows (`titanbay check-totals --repair` rewrites them)",
+            differences.len()
+        );
+    }
+    service::totals::repair(&db)
+        .await
+        .context("rewriting the totals")?;
+    let left = service::totals::check(&db)
+        .await
+        .context("recounting the totals")?;
+    if !left.is_empty() {
+        anyhow::bail!("{} kept totals still differ after the repair", left.len());
+    }
+    tracing::info!(
+        repaired = differences.len(),
+        "the kept totals were rewritten from the rows"
+    );
+    Ok(())
+}
+
+/// How many differences `check-totals` prints.
+const DIFFERENCES_SHOWN: usize = 100;

@@ -490,7 +490,7 @@ async fn metrics_expose_requests_latency_pool_and_batches() {
         Some(3.0),
         "4 funds per batch"
     );
-    assert!(value("titanbay_loader_batch_size_count{relation=\"committed_totals\"}").is_some());
+    assert!(value("titanbay_loader_batch_size_count{relation=\"totals\"}").is_some());
     assert!(
         value("titanbay_http_requests_total{path=\"/graphql\",status=\"200\"}").unwrap_or(0.0)
             >= 5.0

@@ -55,6 +55,8 @@ pub enum TotalCount {
     Investments(Parent, Uuid),
     /// The audit trail.
     AuditEvents,
+    /// Already known (loaded side by side with the page).
+    Known(i32),
 }
 
 /// A node of a connection: it knows its own position (cursor) in its list.
@@ -158,6 +160,7 @@ where
             TotalCount::Investments(parent, id) => {
                 return count_of(ctx, *parent, Aggregate::Count, *id).await;
             }
+            TotalCount::Known(n) => return Ok(*n),
         };
         Ok(i32::try_from(count).unwrap_or(i32::MAX))
     }
@@ -231,16 +234,42 @@ pub async fn investments_of(
     args: PageArgs,
 ) -> async_graphql::Result<Connection<Investment>> {
     let key = page_key(ctx, parent, parent_id, &args)?;
-    let page = loader(ctx)?
-        .load_page(key)
-        .await?
-        // Usually the only reference left by now, so the rows move instead of being copied.
-        .map(|page| Arc::try_unwrap(page).unwrap_or_else(|shared| (*shared).clone()))
-        .unwrap_or_default();
+    // `totalCount` is asked of the loader together with the page (so it joins the batch of the
+    // parents' other aggregates instead of waiting for the page), and the page only when
+    // something reads it.
+    let selection = ctx.look_ahead();
+    let wants_page = ["nodes", "edges", "pageInfo"]
+        .iter()
+        .any(|name| selection.field(name).exists());
+    let wants_total = selection.field("totalCount").exists();
+    let page = async {
+        if !wants_page {
+            return Ok(Page::default());
+        }
+        Ok::<_, async_graphql::Error>(
+            loader(ctx)?
+                .load_page(key)
+                .await?
+                // Usually the only reference left by now, so the rows move instead of being
+                // copied.
+                .map(|page| Arc::try_unwrap(page).unwrap_or_else(|shared| (*shared).clone()))
+                .unwrap_or_default(),
+        )
+    };
+    let total = async {
+        if wants_total {
+            count_of(ctx, parent, Aggregate::Count, parent_id)
+                .await
+                .map(TotalCount::Known)
+        } else {
+            Ok(TotalCount::Investments(parent, parent_id))
+        }
+    };
+    let (page, total) = futures_util::future::join(page, total).await;
     Ok(Connection::new(
-        page,
+        page?,
         Scope::Investments(parent, parent_id),
-        TotalCount::Investments(parent, parent_id),
+        total?,
         |row| row,
     ))
 }

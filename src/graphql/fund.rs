@@ -8,7 +8,7 @@ use super::{
     context::loader,
     cursor::{self, Scope},
     investment::Investment,
-    loader::{CountKey, TotalKey},
+    loader::TotalsKey,
     model::Access::{Needs, Open},
     scalars::{DateTime, Id, Money, MoneyTotal},
 };
@@ -19,7 +19,7 @@ use crate::{
     error::AppError,
     service::{
         fund::{FundChanges, FundFilter as ServiceFundFilter, NewFund},
-        investment::{Aggregate, Parent},
+        investment::{Aggregate, Parent, Totals},
     },
 };
 
@@ -99,31 +99,36 @@ crate::object! {
         |ctx, f| count_of(ctx, Parent::Fund, Aggregate::DistinctInvestors, f.id).await;
 }
 
-/// A parent's exact committed total, through the batched loader.
+/// A parent's kept totals, through the batched loader (one lookup answers every aggregate of
+/// the parent).
+async fn totals_of(
+    ctx: &Context<'_>,
+    parent: Parent,
+    id: uuid::Uuid,
+) -> async_graphql::Result<Totals> {
+    Ok(loader(ctx)?
+        .load_one(TotalsKey { parent, id })
+        .await?
+        .unwrap_or_else(Totals::none))
+}
+
+/// A parent's exact committed total.
 pub(super) async fn total_committed(
     ctx: &Context<'_>,
     parent: Parent,
     id: uuid::Uuid,
 ) -> async_graphql::Result<MoneyTotal> {
-    let total = loader(ctx)?.load_one(TotalKey { parent, id }).await?;
-    Ok(MoneyTotal(total.unwrap_or_else(|| "0.00".to_owned())))
+    Ok(MoneyTotal(totals_of(ctx, parent, id).await?.committed_usd))
 }
 
-/// A per-parent count, through the batched loader (as a GraphQL `Int`, capped at its maximum).
+/// A per-parent count (as a GraphQL `Int`, capped at its maximum).
 pub(super) async fn count_of(
     ctx: &Context<'_>,
     parent: Parent,
     aggregate: Aggregate,
     id: uuid::Uuid,
 ) -> async_graphql::Result<i32> {
-    let n = loader(ctx)?
-        .load_one(CountKey {
-            parent,
-            aggregate,
-            id,
-        })
-        .await?
-        .unwrap_or(0);
+    let n = totals_of(ctx, parent, id).await?.count(aggregate);
     Ok(i32::try_from(n).unwrap_or(i32::MAX))
 }
 

@@ -28,7 +28,7 @@ use crate::{
     metrics::Metrics,
     service::{
         self,
-        investment::{Aggregate, Include, InvestmentWith, PageQuery, Parent},
+        investment::{Include, InvestmentWith, PageQuery, Parent, Totals},
         page::Page,
     },
 };
@@ -268,20 +268,10 @@ impl std::hash::Hash for PageKey {
     }
 }
 
-/// `totalCount` of a nested connection and `Fund.investorCount`.
+/// The totals of a fund or an investor: `totalCount` of its investments connection,
+/// `totalCommittedUsd` and `Fund.investorCount`, all answered by one lookup.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct CountKey {
-    /// Fund or investor.
-    pub parent: Parent,
-    /// What to count.
-    pub aggregate: Aggregate,
-    /// Parent id.
-    pub id: Uuid,
-}
-
-/// `Fund.totalCommittedUsd` / `Investor.totalCommittedUsd`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct TotalKey {
+pub struct TotalsKey {
     /// Fund or investor.
     pub parent: Parent,
     /// Parent id.
@@ -357,50 +347,21 @@ impl Loader<PageKey> for DbLoader {
     }
 }
 
-impl Loader<CountKey> for DbLoader {
-    type Value = i64;
+impl Loader<TotalsKey> for DbLoader {
+    type Value = Totals;
     type Error = LoadError;
 
-    async fn load(&self, keys: &[CountKey]) -> Result<HashMap<CountKey, i64>, LoadError> {
+    async fn load(&self, keys: &[TotalsKey]) -> Result<HashMap<TotalsKey, Totals>, LoadError> {
         self.db.ensure_reachable()?;
-        self.metrics.record_batch("investment_counts", keys.len());
-        let mut out = HashMap::with_capacity(keys.len());
-        for ((parent, aggregate), group) in group_by(keys, |k| (k.parent, k.aggregate)) {
-            let ids: Vec<Uuid> = group.iter().map(|k| k.id).collect();
-            let counts =
-                service::investment::count_by_parent(&self.db, parent, aggregate, &ids).await?;
-            out.extend(counts.into_iter().map(|(id, n)| {
-                (
-                    CountKey {
-                        parent,
-                        aggregate,
-                        id,
-                    },
-                    n,
-                )
-            }));
-        }
-        Ok(out)
-    }
-}
-
-impl Loader<TotalKey> for DbLoader {
-    /// Exact decimal text (a total may exceed what a `Decimal` holds).
-    type Value = String;
-    type Error = LoadError;
-
-    async fn load(&self, keys: &[TotalKey]) -> Result<HashMap<TotalKey, String>, LoadError> {
-        self.db.ensure_reachable()?;
-        self.metrics.record_batch("committed_totals", keys.len());
+        self.metrics.record_batch("totals", keys.len());
         let mut out = HashMap::with_capacity(keys.len());
         for (parent, group) in group_by(keys, |k| k.parent) {
             let ids: Vec<Uuid> = group.iter().map(|k| k.id).collect();
-            let totals =
-                service::investment::total_committed_by_parent(&self.db, parent, &ids).await?;
+            let totals = service::investment::totals_by_parent(&self.db, parent, &ids).await?;
             out.extend(
                 totals
                     .into_iter()
-                    .map(|(id, t)| (TotalKey { parent, id }, t)),
+                    .map(|(id, t)| (TotalsKey { parent, id }, t)),
             );
         }
         Ok(out)

@@ -7,6 +7,7 @@ pub mod fund;
 pub mod investment;
 pub mod investor;
 pub mod page;
+pub mod totals;
 
 use std::{
     collections::HashMap,

@@ -10,7 +10,7 @@ use rust_decimal::Decimal;
 use sea_orm::{DbBackend, Statement};
 use uuid::Uuid;
 
-pub use aggregate::{Aggregate, count_by_parent, total_committed_by_parent};
+pub use aggregate::{Aggregate, Totals, totals_by_parent};
 pub use page::{
     Include, InvestmentKey, InvestmentWith, PageQuery, Parent, Relation, fund_with_page,
     investment_pages, investor_with_page, page_statements,
@@ -73,7 +73,10 @@ fn unknown_investor(id: Uuid) -> AppError {
 
 /// The lock, the closed check, the insert and its audit row as one statement, so one round
 /// trip: the fund row is locked (`FOR UPDATE`; a racing close is waited for and re-read), and
-/// the insert (with its audit row) only happens while the fund is not closed. A single
+/// the insert (with its audit row) only happens while the fund is not closed. The totals kept
+/// with the data ([`crate::service::totals`]) move with it: the (fund, investor) pair's count
+/// (its first investment adds a distinct investor to the fund), the fund's totals (under the
+/// fund's row lock already held, so no new point of contention) and the investor's. A single
 /// statement commits or rolls back as a whole.
 const CREATE_INVESTMENT_SQL: &str = "\
 WITH fund AS (\
@@ -88,6 +91,25 @@ WITH fund AS (\
     SELECT $7::uuid, $8::varchar, 'createInvestment', 'investment', created.id, \
            ARRAY[$1::uuid, $3::uuid], $9::varchar \
     FROM created\
+), pair AS (\
+    INSERT INTO fund_investors (fund_id, investor_id, investments) \
+    SELECT $1::uuid, $3::uuid, 1 FROM created \
+    ON CONFLICT (fund_id, investor_id) \
+    DO UPDATE SET investments = fund_investors.investments + 1 \
+    RETURNING (xmax = 0) AS first\
+), fund_total AS (\
+    INSERT INTO fund_totals (fund_id, investments, committed_usd, investors) \
+    SELECT $1::uuid, 1, $4::numeric(20,2), CASE WHEN pair.first THEN 1 ELSE 0 END FROM pair \
+    ON CONFLICT (fund_id) DO UPDATE SET \
+        investments = fund_totals.investments + 1, \
+        committed_usd = fund_totals.committed_usd + excluded.committed_usd, \
+        investors = fund_totals.investors + excluded.investors\
+), investor_total AS (\
+    INSERT INTO investor_totals (investor_id, investments, committed_usd) \
+    SELECT $3::uuid, 1, $4::numeric(20,2) FROM created \
+    ON CONFLICT (investor_id) DO UPDATE SET \
+        investments = investor_totals.investments + 1, \
+        committed_usd = investor_totals.committed_usd + excluded.committed_usd\
 ) \
 SELECT fund.status, created.id FROM fund LEFT JOIN created ON true";
 
