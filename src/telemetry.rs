@@ -148,17 +148,17 @@ mod tests {
     }
 
     #[test]
-    fn a_batch_of_lines_is_one_write_and_a_full_buffer_is_written_at_once() {
+    fn a_batch_of_lines_is_one_write_and_a_full_buffer_is_written_at_once() -> io::Result<()> {
         let mut batched = Batched {
             out: Counting::default(),
             buffer: Vec::new(),
         };
         for n in 0..100 {
-            batched.write_all(format!("line {n}\n").as_bytes()).unwrap();
+            batched.write_all(format!("line {n}\n").as_bytes())?;
         }
         assert_eq!(batched.out.writes, 0);
         let started = std::time::Instant::now();
-        batched.flush().unwrap();
+        batched.flush()?;
         assert!(started.elapsed() >= BATCH_WINDOW);
         assert_eq!(batched.out.writes, 1);
         assert!(batched.out.bytes.starts_with(b"line 0\nline 1\n"));
@@ -166,9 +166,10 @@ mod tests {
 
         let line = vec![b'x'; 1024];
         for _ in 0..(BATCH_BYTES / line.len()) {
-            batched.write_all(&line).unwrap();
+            batched.write_all(&line)?;
         }
         assert_eq!(batched.out.writes, 2, "written once the buffer is full");
         assert!(batched.buffer.is_empty());
+        Ok(())
     }
 }
