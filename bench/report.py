@@ -217,23 +217,21 @@ if any(r and r.get("server_cpu_us_per_req") for _, t, g in cpu_rows for r in [t]
     print("Server CPU per request (user + system), and the server's share of all the CPU the machine spent "
           "(server + PostgreSQL + driver) during the recorded seconds; `busy` is how much of the 2 cores was in use.\n")
     if has_t:
-        print("titanbay's SQL statements per request (over the warm-up and the recorded seconds, from its `/metrics`), "
-              "and its reads per request answered by an identical read's execution (`DB_SHARE_IDENTICAL_READS`: identical "
-              "reads at the same time share one execution that started after each of their requests arrived).\n")
+        print("titanbay's SQL statements per request (over the warm-up and the recorded seconds, from its "
+              "`/metrics`).\n")
     pct = lambda r, k: f"{100 * r[k]:.0f} %" if r and r.get(k) is not None else "–"
     us = lambda r: f"{r['server_cpu_us_per_req']:.0f}" if r and r.get("server_cpu_us_per_req") is not None else "–"
     per = lambda r, k: f"{r[k]:.2f}" if r and r.get(k) is not None else "–"
     chead = ["workload"]
     if has_t:
-        chead += ["titanbay µs/req", "titanbay share", "busy", "statements/req", "shared reads/req"]
+        chead += ["titanbay µs/req", "titanbay share", "busy", "statements/req"]
     for _, label in peers:
         chead += [f"{label} µs/req", f"{label} share", "busy"]
     clines = []
     for w, t, gs in cpu_rows:
         line = [w]
         if has_t:
-            line += [us(t), pct(t, "server_cpu_share"), pct(t, "machine_busy"), per(t, "statements_per_request"),
-                     per(t, "shared_per_request")]
+            line += [us(t), pct(t, "server_cpu_share"), pct(t, "machine_busy"), per(t, "statements_per_request")]
         for g in gs:
             line += [us(g), pct(g, "server_cpu_share"), pct(g, "machine_busy")]
         clines.append(line)

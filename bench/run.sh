@@ -162,14 +162,13 @@ wait_http() { # url body
   return 1
 }
 
-# titanbay's counters (GraphQL requests, SQL statements run, reads answered by an identical
-# read's execution), summed from /metrics: "requests statements shared".
+# titanbay's counters (GraphQL requests, SQL statements run), summed from /metrics:
+# "requests statements".
 counters() {
   curl -fsS "http://127.0.0.1:$APP_PORT/metrics" 2>/dev/null | awk '
     /^titanbay_graphql_requests_total\{/ { r += $NF }
     /^titanbay_db_statements_total / { s = $NF }
-    /^titanbay_db_reads_shared_total / { d = $NF }
-    END { printf "%d %d %d\n", r, s, d }'
+    END { printf "%d %d\n", r, s }'
 }
 drive() { # system url workload concurrency pid [driver args...]
   local wl; wl=$(echo "$3" | tr 'W' 'w')
@@ -178,8 +177,8 @@ drive() { # system url workload concurrency pid [driver args...]
   json=$("$DRIVER" --url "$2" --body "$OUT/bodies/$1-$wl.json" --funds "$OUT/open_funds.txt" \
     --investors "$OUT/investors.txt" --concurrency "$4" --warmup "$WARMUP" --duration "$DURATION" --pid "$5" "${@:6}")
   if [ -n "$before" ]; then
-    # Per request over the warm-up and the recorded seconds: statements run, and reads shared.
-    json=$(python3 -c 'import json,sys; r=json.loads(sys.argv[1]); a=[int(x) for x in sys.argv[2].split()]; b=[int(x) for x in sys.argv[3].split()]; n=max(b[0]-a[0],1); r.update(statements_per_request=(b[1]-a[1])/n, shared_per_request=(b[2]-a[2])/n); print(json.dumps(r))' \
+    # Per request over the warm-up and the recorded seconds: statements run.
+    json=$(python3 -c 'import json,sys; r=json.loads(sys.argv[1]); a=[int(x) for x in sys.argv[2].split()]; b=[int(x) for x in sys.argv[3].split()]; n=max(b[0]-a[0],1); r.update(statements_per_request=(b[1]-a[1])/n); print(json.dumps(r))' \
       "$json" "$before" "$(counters)")
   fi
   record "$1" "$3" "$4" "$json"
