@@ -109,6 +109,10 @@ pub struct DatabaseConfig {
     /// `DB_POOLER`: `none` (default) or `transaction`, for a connection pooler such as
     /// PgBouncer in transaction mode in front of PostgreSQL.
     pub pooler: PoolerMode,
+    /// `DATABASE_LISTEN_URL`: a direct connection to PostgreSQL, past any pooler (default
+    /// `DATABASE_URL`). Migrations and the command-line tools use it, and so will `LISTEN`,
+    /// which a pooler in transaction mode cannot carry.
+    pub listen_url: Option<String>,
 }
 
 /// What sits between the server and PostgreSQL.
@@ -121,6 +125,11 @@ pub enum PoolerMode {
 }
 
 impl DatabaseConfig {
+    /// The direct URL to PostgreSQL: `DATABASE_LISTEN_URL`, or `url` (the server's).
+    pub fn direct_url<'a>(&'a self, url: &'a str) -> &'a str {
+        self.listen_url.as_deref().unwrap_or(url)
+    }
+
     /// Whether statements may stay prepared on their connection between uses.
     pub fn persistent_statements(&self) -> bool {
         self.pooler == PoolerMode::None
@@ -452,6 +461,7 @@ impl Config {
                         ("transaction", PoolerMode::Transaction),
                     ],
                 )?,
+                listen_url: r.raw("DATABASE_LISTEN_URL"),
             },
             local_pg: LocalPgConfig {
                 dir: r.raw("LOCAL_PG_DIR").map(PathBuf::from),

@@ -148,7 +148,7 @@ async fn run() -> anyhow::Result<()> {
         Command::Migrate { down } => {
             let target = resolve_database(&config).await?;
             db::wait_until_reachable(&config.database, &target.url).await?;
-            let conn = db::tool_connection(&target.url).await?;
+            let conn = db::tool_connection(config.database.direct_url(&target.url)).await?;
             let result = match down {
                 Some(steps) => Migrator::down(&conn, Some(steps)).await,
                 None => Migrator::up(&conn, None).await,
@@ -162,7 +162,7 @@ async fn run() -> anyhow::Result<()> {
         Command::Seed => {
             let target = resolve_database(&config).await?;
             db::wait_until_reachable(&config.database, &target.url).await?;
-            let conn = db::tool_connection(&target.url).await?;
+            let conn = db::tool_connection(config.database.direct_url(&target.url)).await?;
             let result = async {
                 Migrator::up(&conn, None).await?;
                 seed::seed(&conn).await

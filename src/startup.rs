@@ -127,7 +127,7 @@ impl Application {
                 )
             })?;
         if config.database.run_migrations {
-            migrate(&database.url).await?;
+            migrate(config.database.direct_url(&database.url)).await?;
         }
         let db = Db::connect(&config.database, &database.url).await?;
         let listener = TcpListener::bind((config.host, config.port))

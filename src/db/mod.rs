@@ -102,9 +102,13 @@ struct Inner {
     /// Turns for writes (`DB_MAX_CONCURRENT_WRITES`): writes queued on one row lock cannot
     /// take every connection and stall the reads.
     writes: ExecutionSlots,
-    /// Whether statements may be kept prepared on their connection (not behind a pooler in
-    /// transaction mode).
-    persistent: bool,
+    /// Behind a pooler in transaction mode (`DB_POOLER=transaction`): no statement stays
+    /// prepared, and every statement runs inside a transaction of its own (see
+    /// [`Db::run`]).
+    pooled: bool,
+    /// What opens a transaction: `BEGIN`, and behind a pooler also the session settings as
+    /// `SET LOCAL` (they cannot be set per connection there), in one round trip.
+    begin_sql: String,
 }
 
 impl std::fmt::Debug for Db {
@@ -182,7 +186,7 @@ impl Tx<'_> {
         let Statement { sql, values, .. } = stmt;
         let started = std::time::Instant::now();
         let result = sqlx::query_with(sqlx::AssertSqlSafe(sql.clone()), sql_values(values))
-            .persistent(self.db.inner.persistent)
+            .persistent(!self.db.inner.pooled)
             .fetch_all(conn)
             .await;
         self.db
@@ -299,7 +303,8 @@ impl Db {
                 health: Arc::new(DbHealth::default()),
                 reads: ExecutionSlots::new(reads),
                 writes: ExecutionSlots::new(writes),
-                persistent: cfg.persistent_statements(),
+                pooled: !cfg.persistent_statements(),
+                begin_sql: begin_sql(cfg),
             }),
         };
         db.fill_to(cfg.min_connections.min(cfg.max_connections) as usize)
@@ -394,6 +399,11 @@ impl Db {
     }
 
     /// Runs one statement on a checked-out connection, counting it.
+    ///
+    /// Behind a pooler in transaction mode the statement runs inside `BEGIN … COMMIT`: sqlx
+    /// sends an unnamed statement's `Parse` and its `Bind` in two round trips, and a pooler
+    /// hands the server connection to another client between them unless a transaction holds
+    /// it. Only the statement itself is counted.
     async fn run(
         &self,
         checkout: &mut Checkout,
@@ -403,13 +413,17 @@ impl Db {
             return Err(sqlx::Error::PoolClosed);
         };
         let started = std::time::Instant::now();
-        let result = sqlx::query_with(
-            sqlx::AssertSqlSafe(stmt.sql.clone()),
-            sql_values(stmt.values.clone()),
-        )
-        .persistent(self.inner.persistent)
-        .fetch_all(conn)
-        .await;
+        let result = if self.inner.pooled {
+            run_in_transaction(conn, &self.inner.begin_sql, stmt).await
+        } else {
+            sqlx::query_with(
+                sqlx::AssertSqlSafe(stmt.sql.clone()),
+                sql_values(stmt.values.clone()),
+            )
+            .persistent(true)
+            .fetch_all(conn)
+            .await
+        };
         checkout.finished(&result);
         self.inner
             .stats
@@ -479,6 +493,13 @@ impl Db {
         stmt: Statement,
     ) -> Result<Vec<PgRow>, AppError> {
         self.ensure_reachable()?;
+        if self.inner.pooled {
+            // Its own transaction: the commit's outcome is then told apart from the
+            // statement's (see `Tx::finish`).
+            let mut tx = self.begin(deadline).await?;
+            let rows = tx.fetch_all(stmt).await;
+            return tx.finish(rows).await;
+        }
         let Some(_turn) = self.inner.writes.acquire(deadline).await else {
             return Err(AppError::Timeout);
         };
@@ -503,7 +524,9 @@ impl Db {
         let mut checkout = self.guard(deadline, self.checkout()).await?;
         let began = match checkout.start() {
             Some(conn) => conn
-                .execute(sqlx::raw_sql(sqlx::AssertSqlSafe("BEGIN")))
+                .execute(sqlx::raw_sql(sqlx::AssertSqlSafe(
+                    self.inner.begin_sql.clone(),
+                )))
                 .await
                 .map(|_| ()),
             None => return Err(unavailable("the pool is closed")),
@@ -553,6 +576,42 @@ fn no_wait(pool: &Pool) -> Timeouts {
     }
 }
 
+/// `BEGIN`, with the session settings as `SET LOCAL` behind a pooler (one round trip: a
+/// simple query may hold several statements).
+fn begin_sql(cfg: &DatabaseConfig) -> String {
+    if cfg.persistent_statements() || cfg.statement_timeout.is_zero() {
+        "BEGIN".to_owned()
+    } else {
+        format!(
+            "BEGIN; SET LOCAL statement_timeout = {}",
+            cfg.statement_timeout.as_millis()
+        )
+    }
+}
+
+/// One statement in a transaction of its own, without a prepared statement surviving it
+/// (behind a pooler in transaction mode). A failed statement is rolled back.
+async fn run_in_transaction(
+    conn: &mut PgConnection,
+    begin: &str,
+    stmt: &Statement,
+) -> Result<Vec<PgRow>, sqlx::Error> {
+    conn.execute(sqlx::raw_sql(sqlx::AssertSqlSafe(begin.to_owned())))
+        .await?;
+    let result = sqlx::query_with(
+        sqlx::AssertSqlSafe(stmt.sql.clone()),
+        sql_values(stmt.values.clone()),
+    )
+    .persistent(false)
+    .fetch_all(&mut *conn)
+    .await;
+    let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
+    let ended = conn.execute(sqlx::raw_sql(sqlx::AssertSqlSafe(end))).await;
+    let rows = result?;
+    ended?;
+    Ok(rows)
+}
+
 /// How often the pool's upkeep runs.
 const UPKEEP_EVERY: Duration = Duration::from_secs(5);
 
@@ -588,6 +647,14 @@ pub fn connect_options(cfg: &DatabaseConfig, url: &str) -> Result<PgConnectOptio
     let options: PgConnectOptions = url
         .parse()
         .map_err(|e: sqlx::Error| DbErr::Conn(RuntimeErr::Internal(e.to_string())))?;
+    let options = options.application_name("titanbay");
+    if !cfg.persistent_statements() {
+        // A pooler in transaction mode keeps no session settings (PgBouncer refuses the
+        // `options` and `extra_float_digits` startup parameters unless told to ignore them):
+        // the settings are sent with each transaction instead (`begin_sql`), and
+        // `plan_cache_mode` does not apply to unnamed statements.
+        return Ok(options.extra_float_digits(None));
+    }
     let mut settings = vec![
         // Every statement of this server is a prepared keyset seek whose best plan does not
         // depend on its parameters. PostgreSQL's default (`auto`) re-plans a prepared
@@ -606,7 +673,7 @@ pub fn connect_options(cfg: &DatabaseConfig, url: &str) -> Result<PgConnectOptio
             cfg.statement_timeout.as_millis().to_string(),
         ));
     }
-    Ok(options.application_name("titanbay").options(settings))
+    Ok(options.options(settings))
 }
 
 /// `host:port/database` of a URL, for logs: never the password.

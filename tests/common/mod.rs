@@ -5,6 +5,8 @@
 //! built once; each test gets `CREATE DATABASE … TEMPLATE` (a few ms) and drops it at the end.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+pub mod pgbouncer;
+
 use std::{
     sync::{
         OnceLock,
@@ -86,13 +88,17 @@ async fn admin_connection(url: &str) -> DatabaseConnection {
         .expect("connect to the test cluster")
 }
 
+/// The `application_name` of the tests' own connections (to tell them from the server's).
+pub const TEST_APPLICATION_NAME: &str = "titanbay-test";
+
 /// A small pool of the tests' own (a test may hold a transaction on one connection while it
 /// queries on another).
 async fn test_connection(url: &str) -> DatabaseConnection {
     let mut opt = ConnectOptions::new(url.to_owned());
     opt.max_connections(4)
         .min_connections(0)
-        .sqlx_logging(false);
+        .sqlx_logging(false)
+        .set_application_name(TEST_APPLICATION_NAME);
     Database::connect(opt)
         .await
         .expect("connect to the test database")
@@ -283,6 +289,22 @@ pub fn test_config(url: &str) -> Config {
     config
 }
 
+/// The configuration of an application on `database` (direct URL `url`): [`test_config`],
+/// and in the runs with `TITANBAY_TEST_POOLER=pgbouncer` the URL through PgBouncer with
+/// `DB_POOLER=transaction` (the direct URL stays `DATABASE_LISTEN_URL`).
+pub fn app_config(url: &str, database: &str) -> Config {
+    let mut config = test_config(url);
+    if pgbouncer::requested() {
+        let admin: sea_orm::sqlx::postgres::PgConnectOptions =
+            cluster().admin_url.parse().expect("admin URL");
+        let bouncer = pgbouncer::bouncer(&cluster().admin_url);
+        config.database.url = Some(bouncer.url(admin.get_username(), database));
+        config.database.pooler = titanbay::config::PoolerMode::Transaction;
+        config.database.listen_url = Some(url.to_owned());
+    }
+    config
+}
+
 /// An application on its own database, driven through the router.
 pub struct TestApp {
     pub database: String,
@@ -347,9 +369,10 @@ impl TestApp {
         let cluster = cluster();
         let database = cluster.create_database().await;
         let url = cluster.url(&database);
-        let mut config = test_config(&url);
+        let mut config = app_config(&url, &database);
         adjust(&mut config);
-        let db = Db::connect(&config.database, &url)
+        let app_url = config.database.url.clone().unwrap_or_else(|| url.clone());
+        let db = Db::connect(&config.database, &app_url)
             .await
             .expect("connect to the test database");
         let state = build_state(db.clone(), config).await.expect("state");
@@ -367,9 +390,14 @@ impl TestApp {
 
     /// Another app on this same database, with settings changed by `adjust`.
     pub async fn sibling(&self, adjust: impl FnOnce(&mut Config)) -> Router {
-        let mut config = test_config(&self.url);
+        let mut config = app_config(&self.url, &self.database);
         adjust(&mut config);
-        let db = Db::connect(&config.database, &self.url)
+        let app_url = config
+            .database
+            .url
+            .clone()
+            .unwrap_or_else(|| self.url.clone());
+        let db = Db::connect(&config.database, &app_url)
             .await
             .expect("connect to the test database");
         http::router(build_state(db, config).await.expect("state"))
