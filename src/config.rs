@@ -226,6 +226,14 @@ pub struct Limits {
     pub document_cache_bytes: usize,
     /// `APQ_CACHE_BYTES`: automatic persisted queries kept, in document bytes (default 8 MiB).
     pub apq_cache_bytes: usize,
+    /// `IDEMPOTENCY_RETENTION_SECS`: how long an `Idempotency-Key` and its answer are kept
+    /// (default 86400, a day); then the key may be used afresh, and it is pruned.
+    pub idempotency_retention: Duration,
+    /// `IDEMPOTENCY_LEASE_SECS`: how long a request's claim on its key holds while it has not
+    /// finished (default 60, twice the request timeout). A retry within it is refused as in
+    /// progress; after it (the first attempt's server died), a retry runs, answering what was
+    /// committed from the record.
+    pub idempotency_lease: Duration,
 }
 
 impl Default for Limits {
@@ -252,6 +260,8 @@ impl Default for Limits {
             max_error_message_chars: 500,
             document_cache_bytes: 8 * 1024 * 1024,
             apq_cache_bytes: 8 * 1024 * 1024,
+            idempotency_retention: Duration::from_secs(24 * 3600),
+            idempotency_lease: Duration::from_secs(60),
         }
     }
 }
@@ -498,6 +508,14 @@ impl Config {
                 document_cache_bytes: r
                     .parse("DOCUMENT_CACHE_BYTES", defaults.document_cache_bytes)?,
                 apq_cache_bytes: r.parse("APQ_CACHE_BYTES", defaults.apq_cache_bytes)?,
+                idempotency_retention: r.secs(
+                    "IDEMPOTENCY_RETENTION_SECS",
+                    defaults.idempotency_retention.as_secs(),
+                )?,
+                idempotency_lease: r.secs(
+                    "IDEMPOTENCY_LEASE_SECS",
+                    defaults.idempotency_lease.as_secs(),
+                )?,
             },
             http: {
                 let d = HttpLimits::default();

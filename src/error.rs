@@ -48,11 +48,16 @@ pub enum ErrorCode {
     ServiceUnavailable,
     /// Anything unexpected.
     InternalServerError,
+    /// The `Idempotency-Key` was used before with other input (another document, operation
+    /// name or variables).
+    IdempotencyKeyReused,
+    /// The request first sent with this `Idempotency-Key` is still running; retry later.
+    IdempotencyKeyInProgress,
 }
 
 impl ErrorCode {
     /// Every code, for documentation and tests.
-    pub const ALL: [ErrorCode; 18] = [
+    pub const ALL: [ErrorCode; 20] = [
         ErrorCode::BadUserInput,
         ErrorCode::NotFound,
         ErrorCode::Conflict,
@@ -71,6 +76,8 @@ impl ErrorCode {
         ErrorCode::Forbidden,
         ErrorCode::ServiceUnavailable,
         ErrorCode::InternalServerError,
+        ErrorCode::IdempotencyKeyReused,
+        ErrorCode::IdempotencyKeyInProgress,
     ];
 
     /// The wire form of the code.
@@ -94,6 +101,8 @@ impl ErrorCode {
             ErrorCode::Forbidden => "FORBIDDEN",
             ErrorCode::ServiceUnavailable => "SERVICE_UNAVAILABLE",
             ErrorCode::InternalServerError => "INTERNAL_SERVER_ERROR",
+            ErrorCode::IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
+            ErrorCode::IdempotencyKeyInProgress => "IDEMPOTENCY_KEY_IN_PROGRESS",
         }
     }
 
@@ -195,6 +204,18 @@ pub enum AppError {
     /// Anything else.
     #[error("internal error: {0}")]
     Internal(String),
+    /// The `Idempotency-Key` was used before with other input.
+    #[error(
+        "this Idempotency-Key was used with another request (document, operation name or \
+         variables); use a new key for a new request"
+    )]
+    IdempotencyKeyReused,
+    /// The request first sent with this `Idempotency-Key` is still running.
+    #[error(
+        "the request first sent with this Idempotency-Key is still running; retry with the \
+         same key shortly to get its answer"
+    )]
+    IdempotencyKeyInProgress,
 }
 
 impl AppError {
@@ -220,6 +241,8 @@ impl AppError {
             AppError::CommitOutcomeUnknown(_) | AppError::Database(_) | AppError::Internal(_) => {
                 ErrorCode::InternalServerError
             }
+            AppError::IdempotencyKeyReused => ErrorCode::IdempotencyKeyReused,
+            AppError::IdempotencyKeyInProgress => ErrorCode::IdempotencyKeyInProgress,
         }
     }
 

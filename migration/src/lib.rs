@@ -14,6 +14,7 @@ mod m20261125_000005_index_fund_aggregates;
 mod m20261125_000006_index_list_filters;
 mod m20261125_000007_create_audit_events;
 mod m20261202_000008_create_totals;
+mod m20261202_000009_create_idempotency_keys;
 
 /// The ordered list of migrations that make up the schema.
 pub struct Migrator;
@@ -30,6 +31,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000006_index_list_filters::Migration),
             Box::new(m20261125_000007_create_audit_events::Migration),
             Box::new(m20261202_000008_create_totals::Migration),
+            Box::new(m20261202_000009_create_idempotency_keys::Migration),
         ]
     }
 }

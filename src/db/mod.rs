@@ -119,6 +119,18 @@ impl std::fmt::Debug for Db {
     }
 }
 
+/// A handle on the [`Db`] that does not keep it open (for background tasks that should stop
+/// with the server).
+#[derive(Clone)]
+pub struct WeakDb(std::sync::Weak<Inner>);
+
+impl WeakDb {
+    /// The database, while some [`Db`] handle still holds it.
+    pub fn upgrade(&self) -> Option<Db> {
+        self.0.upgrade().map(|inner| Db { inner })
+    }
+}
+
 /// An error that is not a statement's: the pool could not give a connection (`why` goes to
 /// the log, the client sees the code's generic message).
 fn unavailable(why: &str) -> AppError {
@@ -338,6 +350,11 @@ impl Db {
                 Err(_) => break,
             }
         }
+    }
+
+    /// A handle that does not keep the pool open.
+    pub fn downgrade(&self) -> WeakDb {
+        WeakDb(Arc::downgrade(&self.inner))
     }
 
     /// Reachability as last probed.

@@ -31,7 +31,7 @@ pub mod messages;
 pub mod persisted;
 pub mod variables;
 
-use std::sync::Arc;
+use std::{collections::HashMap, sync::Arc};
 
 use async_graphql::{Request, Response, ServerError, parser::types::OperationType};
 
@@ -44,15 +44,18 @@ use crate::{
     auth::Principal,
     config::Limits,
     db::Db,
-    error::ErrorCode,
+    error::{AppError, ErrorCode},
     graphql::{
         AppSchema,
-        context::RequestContext,
+        context::{KeyContext, RequestContext},
         loader::{new_loaders, track},
         raw::{RawParts, RawTable},
     },
     metrics::{Gauges, Metrics},
-    service::Actor,
+    service::{
+        Actor,
+        idempotency::{self, Claim, KeyHold},
+    },
 };
 
 /// One operation as it arrived: the GraphQL request and, for a trusted document, its id.
@@ -84,6 +87,9 @@ pub struct Caller {
     pub deadline: Option<tokio::time::Instant>,
     /// The operation came by `GET` (only queries may run).
     pub is_get: bool,
+    /// The `Idempotency-Key` header (checked for form by the transport): a mutation runs
+    /// once per caller and key (see [`crate::service::idempotency`]).
+    pub idempotency_key: Option<String>,
 }
 
 /// One executed (or refused) operation.
@@ -96,6 +102,31 @@ pub struct Outcome {
     pub operation_name: Option<String>,
     /// JSON written during execution by the fast path (see [`crate::graphql::raw`]).
     pub raw: RawTable,
+    /// The stored answer of an earlier request under the same `Idempotency-Key`, written as
+    /// it is instead of `response`.
+    pub replayed: Option<Replayed>,
+}
+
+/// A stored answer given again.
+#[derive(Debug, Clone)]
+pub struct Replayed {
+    /// The JSON of the answer.
+    pub body: String,
+    /// The code of its first error, if any.
+    pub code: Option<ErrorCode>,
+}
+
+impl Replayed {
+    fn new(body: String) -> Replayed {
+        let code = serde_json::from_str::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| {
+                v["errors"][0]["extensions"]["code"]
+                    .as_str()
+                    .and_then(ErrorCode::from_code)
+            });
+        Replayed { body, code }
+    }
 }
 
 impl Outcome {
@@ -106,17 +137,21 @@ impl Outcome {
             executed: false,
             operation_name: None,
             raw: RawTable::default(),
+            replayed: None,
         }
     }
 
     /// The code of the first error, if any.
     pub fn first_code(&self) -> Option<ErrorCode> {
-        self.response.errors.iter().find_map(finish::error_code)
+        match &self.replayed {
+            Some(replayed) => replayed.code,
+            None => self.response.errors.iter().find_map(finish::error_code),
+        }
     }
 
     /// Bytes of JSON the fast path wrote for this result (to size the response buffer).
     pub fn written_len(&self) -> usize {
-        self.raw.len()
+        self.raw.len() + self.replayed.as_ref().map_or(0, |r| r.body.len())
     }
 
     /// Writes the result as the spec does — `{"data", "errors", "extensions"}`, compact, absent
@@ -124,6 +159,10 @@ impl Outcome {
     /// fast path wrote spliced into `data`.
     pub fn write_json(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
         use crate::graphql::raw;
+        if let Some(replayed) = &self.replayed {
+            out.extend_from_slice(replayed.body.as_bytes());
+            return Ok(());
+        }
         out.push(b'{');
         let mut members = 0;
         let mut member = |out: &mut Vec<u8>, name: &str| {
@@ -193,6 +232,7 @@ impl Executor {
         introspection: bool,
         metrics: Arc<Metrics>,
     ) -> Executor {
+        spawn_key_pruning(db.downgrade(), limits.idempotency_retention);
         Executor {
             registry: crate::graphql::registry(),
             documents: DocumentCache::new(limits.document_cache_bytes),
@@ -424,6 +464,26 @@ impl Executor {
             };
         }
         let is_mutation = document.operation_type() == Some(OperationType::Mutation);
+        let actor = Actor {
+            subject: caller.principal.subject.clone(),
+            request_id: caller.request_id.clone(),
+            deadline: caller.deadline,
+            key: None,
+        };
+        // A mutation under an Idempotency-Key runs once (queries change nothing: a key on
+        // them is ignored).
+        let mut keyed = None;
+        if let (Some(key), true) = (&caller.idempotency_key, is_mutation) {
+            match self.claim(&actor, key, &request).await {
+                Ok((hold, recorded)) => keyed = Some((hold, recorded)),
+                Err(outcome) => {
+                    return Outcome {
+                        operation_name: document.name.clone(),
+                        ..*outcome
+                    };
+                }
+            }
+        }
         let (loaders, quiescence) = new_loaders(self.db.clone(), Arc::clone(&self.metrics));
         let raw_parts = Arc::new(RawParts::default());
         request.set_parsed_query(document.doc.clone());
@@ -432,11 +492,11 @@ impl Executor {
             .data(loaders)
             .data(caller.principal.clone())
             .data(RequestContext {
-                actor: Actor {
-                    subject: caller.principal.subject.clone(),
-                    request_id: caller.request_id.clone(),
-                    deadline: caller.deadline,
-                },
+                actor: actor.clone(),
+                key: keyed.as_ref().map(|(hold, recorded)| KeyContext {
+                    hold: hold.clone(),
+                    recorded: recorded.clone(),
+                }),
             });
         // Full validation until the document has passed it once; then only the variables depend
         // on the request (async-graphql's full validation costs about a quarter of a small
@@ -458,6 +518,7 @@ impl Executor {
             executed: true,
             operation_name: document.name.clone(),
             raw: RawTable::default(),
+            replayed: None,
         };
         let mut response = tokio::select! {
             response = &mut work => response,
@@ -484,13 +545,202 @@ impl Executor {
             bounds,
             crate::graphql::DESCRIPTION,
         );
-        Outcome {
+        let outcome = Outcome {
             response,
             executed,
             operation_name: document.name.clone(),
             raw: raw_parts.take(),
+            replayed: None,
+        };
+        if let Some((hold, _)) = keyed {
+            self.settle(&actor, &hold, &outcome).await;
+        }
+        outcome
+    }
+
+    /// Claims `key` for this mutation (see [`crate::service::idempotency`]): the hold and
+    /// what earlier attempts committed, or the outcome to answer instead of running.
+    async fn claim(
+        &self,
+        actor: &Actor,
+        key: &str,
+        request: &Request,
+    ) -> Result<(KeyHold, HashMap<String, uuid::Uuid>), Box<Outcome>> {
+        let claimed = idempotency::claim(
+            &self.db,
+            actor,
+            key,
+            &fingerprint(request),
+            self.limits.idempotency_lease,
+            self.limits.idempotency_retention,
+        )
+        .await;
+        let err = match claimed {
+            Ok(Claim::Run { token, recorded }) => {
+                let hold = KeyHold {
+                    subject: actor.subject.clone().unwrap_or_default(),
+                    key: key.to_owned(),
+                    token,
+                    field: String::new(),
+                };
+                return Ok((hold, recorded));
+            }
+            Ok(Claim::Replay(body)) => {
+                return Err(Box::new(Outcome {
+                    response: Response::new(async_graphql::Value::Null),
+                    executed: true,
+                    operation_name: None,
+                    raw: RawTable::default(),
+                    replayed: Some(Replayed::new(body)),
+                }));
+            }
+            Ok(Claim::Reused) => AppError::IdempotencyKeyReused,
+            Ok(Claim::InProgress) => AppError::IdempotencyKeyInProgress,
+            Err(e) => e,
+        };
+        if err.is_internal() {
+            tracing::error!(error = %err, "claiming an idempotency key failed");
+        }
+        Err(Box::new(Outcome::refused(coded_error(
+            err.code(),
+            err.public_message(),
+            Some("Idempotency-Key"),
+        ))))
+    }
+
+    /// Stores the answer under the key, or releases the claim when the answer may not be
+    /// final (a retry then runs, answering what was committed from the record).
+    async fn settle(&self, actor: &Actor, hold: &KeyHold, outcome: &Outcome) {
+        let temporary = outcome.response.errors.iter().any(|e| {
+            matches!(
+                finish::error_code(e),
+                Some(
+                    ErrorCode::ServiceUnavailable
+                        | ErrorCode::InternalServerError
+                        | ErrorCode::RequestTimeout
+                        | ErrorCode::IdempotencyKeyInProgress
+                        | ErrorCode::Unauthenticated
+                        | ErrorCode::Forbidden
+                )
+            )
+        });
+        // Not bounded by the request's deadline: the answer is ready, and storing it is what
+        // makes a retry cheap.
+        let actor = Actor {
+            deadline: None,
+            ..actor.clone()
+        };
+        let stored = if temporary {
+            idempotency::release(&self.db, &actor, hold).await
+        } else {
+            let mut body = Vec::with_capacity(256 + outcome.written_len());
+            match outcome
+                .write_json(&mut body)
+                .map(|()| String::from_utf8(body))
+            {
+                Ok(Ok(body)) => idempotency::complete(&self.db, &actor, hold, body).await,
+                _ => idempotency::release(&self.db, &actor, hold).await,
+            }
+        };
+        if let Err(e) = stored {
+            // The answer still goes out; a retry answers from what was committed.
+            tracing::warn!(error = %e, "could not store the answer under an idempotency key");
         }
     }
+}
+
+/// Expired idempotency keys deleted per statement.
+const PRUNE_BATCH: u32 = 1000;
+
+/// Deletes expired idempotency keys every minute (or a quarter of the retention, when that is
+/// shorter), in batches, until the server stops. Outside a Tokio runtime nothing is started.
+fn spawn_key_pruning(db: crate::db::WeakDb, retention: std::time::Duration) {
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    let every = (retention / 4).clamp(
+        std::time::Duration::from_millis(100),
+        std::time::Duration::from_secs(60),
+    );
+    runtime.spawn(async move {
+        loop {
+            tokio::time::sleep(every).await;
+            let Some(db) = db.upgrade() else { return };
+            if db.ensure_reachable().is_err() {
+                continue;
+            }
+            loop {
+                match idempotency::prune(&db, PRUNE_BATCH).await {
+                    Ok(n) if n == u64::from(PRUNE_BATCH) => continue,
+                    Ok(n) => {
+                        if n > 0 {
+                            tracing::debug!(pruned = n, "expired idempotency keys deleted");
+                        }
+                        break;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "pruning idempotency keys failed");
+                        break;
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// SHA-256 of what makes a request the same request: the document, the operation name and
+/// the variables (keys sorted at every level, so their order does not matter).
+fn fingerprint(request: &Request) -> Vec<u8> {
+    use sha2::{Digest, Sha256};
+    fn canonical(value: &serde_json::Value, out: &mut Vec<u8>) {
+        match value {
+            serde_json::Value::Object(map) => {
+                let mut entries: Vec<_> = map.iter().collect();
+                entries.sort_by(|a, b| a.0.cmp(b.0));
+                out.push(b'{');
+                for (i, (k, v)) in entries.into_iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    out.extend_from_slice(
+                        serde_json::Value::from(k.as_str()).to_string().as_bytes(),
+                    );
+                    out.push(b':');
+                    canonical(v, out);
+                }
+                out.push(b'}');
+            }
+            serde_json::Value::Array(items) => {
+                out.push(b'[');
+                for (i, v) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    canonical(v, out);
+                }
+                out.push(b']');
+            }
+            other => out.extend_from_slice(other.to_string().as_bytes()),
+        }
+    }
+    let mut variables = Vec::new();
+    let json = request
+        .variables
+        .clone()
+        .into_value()
+        .into_json()
+        .unwrap_or_default();
+    canonical(&json, &mut variables);
+    let mut hash = Sha256::new();
+    for part in [
+        request.query.as_bytes(),
+        request.operation_name.as_deref().unwrap_or("").as_bytes(),
+        &variables,
+    ] {
+        hash.update((part.len() as u64).to_be_bytes());
+        hash.update(part);
+    }
+    hash.finalize().to_vec()
 }
 
 /// A parse error in one line: where, and what the parser expected.

@@ -347,7 +347,7 @@ pub fn enum_value<E: EnumType>(value: E) -> Value {
 
 /// Declares an object type and its fields once; see the module documentation.
 ///
-/// ```ignore
+/// ```text
 /// object! {
 ///     /// Description of the type.
 ///     Fund = fund::Model, "Fund";

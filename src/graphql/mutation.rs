@@ -1,10 +1,14 @@
 //! The mutation root: each field validates its input, then calls one service function that
 //! owns its transaction. Each carries its access rule as a guard, checked before it runs.
+//!
+//! Under an `Idempotency-Key`, a field that an earlier attempt already committed is answered
+//! from the recorded id (the row read back) instead of running again
+//! ([`crate::service::idempotency`]).
 
 use async_graphql::{Context, Object};
 
 use super::{
-    context::{actor, db},
+    context::{db, mutation_actor},
     fund::{CreateFundInput, Fund, UpdateFundInput},
     investment::{CreateInvestmentInput, Investment},
     investor::{CreateInvestorInput, Investor},
@@ -12,6 +16,8 @@ use super::{
 };
 use crate::{
     auth::Scope::{FundsWrite, InvestmentsWrite, InvestorsWrite},
+    db::rows::ColumnSet,
+    error::AppError,
     service::{self, investment::InvestmentWith},
 };
 
@@ -29,7 +35,13 @@ impl MutationRoot {
         input: CreateFundInput,
     ) -> async_graphql::Result<Fund> {
         let new = input.validate()?;
-        Ok(service::fund::create_fund(db(ctx)?, actor(ctx)?, new).await?)
+        let (actor, recorded) = mutation_actor(ctx)?;
+        if let Some(id) = recorded {
+            return Ok(recorded_row(
+                service::fund::find_fund(db(ctx)?, id, ColumnSet::ALL).await?,
+            )?);
+        }
+        Ok(service::fund::create_fund(db(ctx)?, &actor, new).await?)
     }
 
     /// Changes the given fields of a fund; absent fields keep their value. The status may
@@ -41,7 +53,13 @@ impl MutationRoot {
         input: UpdateFundInput,
     ) -> async_graphql::Result<Fund> {
         let changes = input.validate()?;
-        Ok(service::fund::update_fund(db(ctx)?, actor(ctx)?, changes).await?)
+        let (actor, recorded) = mutation_actor(ctx)?;
+        if let Some(id) = recorded {
+            return Ok(recorded_row(
+                service::fund::find_fund(db(ctx)?, id, ColumnSet::ALL).await?,
+            )?);
+        }
+        Ok(service::fund::update_fund(db(ctx)?, &actor, changes).await?)
     }
 
     /// Creates an investor; the email must not be taken (case-insensitively).
@@ -52,7 +70,13 @@ impl MutationRoot {
         input: CreateInvestorInput,
     ) -> async_graphql::Result<Investor> {
         let new = input.validate()?;
-        Ok(service::investor::create_investor(db(ctx)?, actor(ctx)?, new).await?)
+        let (actor, recorded) = mutation_actor(ctx)?;
+        if let Some(id) = recorded {
+            return Ok(recorded_row(
+                service::investor::find_investor(db(ctx)?, id, ColumnSet::ALL).await?,
+            )?);
+        }
+        Ok(service::investor::create_investor(db(ctx)?, &actor, new).await?)
     }
 
     /// Records an investment of an existing investor into an existing fund that is not CLOSED.
@@ -63,8 +87,18 @@ impl MutationRoot {
         input: CreateInvestmentInput,
     ) -> async_graphql::Result<Investment> {
         let new = input.validate()?;
+        let (actor, recorded) = mutation_actor(ctx)?;
+        if let Some(id) = recorded {
+            let row = service::investment::find_investment(db(ctx)?, id).await?;
+            return Ok(InvestmentWith::from(recorded_row(row)?));
+        }
         Ok(InvestmentWith::from(
-            service::investment::create_investment(db(ctx)?, actor(ctx)?, new).await?,
+            service::investment::create_investment(db(ctx)?, &actor, new).await?,
         ))
     }
+}
+
+/// The row an earlier attempt committed (rows are never deleted, so it is there).
+fn recorded_row<T>(row: Option<T>) -> Result<T, AppError> {
+    row.ok_or_else(|| AppError::Internal("a row recorded under an idempotency key is gone".into()))
 }

@@ -123,13 +123,23 @@ async fn run(
     request_id: &RequestId,
     is_get: bool,
     principal: Principal,
+    idempotency_key: Option<String>,
 ) -> Response {
     let limits = &state.config.limits;
+    if idempotency_key.is_some() && matches!(batch, Batch::Many(_)) {
+        return request_error(
+            StatusCode::BAD_REQUEST,
+            format,
+            ErrorCode::BadRequest,
+            "an Idempotency-Key covers one operation: send the mutation on its own, not in a batch",
+        );
+    }
     let caller = Caller {
         principal,
         request_id: request_id.0.clone(),
         deadline: Some(tokio::time::Instant::now() + limits.request_timeout),
         is_get,
+        idempotency_key,
     };
     // Held until the response is written: execution and serialisation both count.
     let Some(_slot) = state.slots.acquire(caller.deadline).await else {
@@ -148,7 +158,14 @@ async fn run(
             let name = operation.request.operation_name.clone();
             let outcome = state.executor.execute(*operation, &caller).await;
             let name = name.or_else(|| outcome.operation_name.clone());
-            render::outcomes(std::slice::from_ref(&outcome), false, format, name)
+            let mut response =
+                render::outcomes(std::slice::from_ref(&outcome), false, format, name);
+            if outcome.replayed.is_some() {
+                response
+                    .headers_mut()
+                    .insert("idempotent-replayed", HeaderValue::from_static("true"));
+            }
+            response
         }
         Batch::Many(operations) => {
             let limit = limits.max_batch_size;
@@ -318,7 +335,40 @@ pub async fn graphql_post(
             );
         }
     };
-    run(&state, format, batch, &request_id, false, principal).await
+    let key = match idempotency_key(&headers) {
+        Ok(key) => key,
+        Err(response) => return *response,
+    };
+    run(&state, format, batch, &request_id, false, principal, key).await
+}
+
+/// The `Idempotency-Key` header, when there is one: at most 255 printable ASCII characters.
+const IDEMPOTENCY_KEY: &str = "idempotency-key";
+
+/// Longest `Idempotency-Key` accepted.
+const MAX_IDEMPOTENCY_KEY_CHARS: usize = 255;
+
+/// The `Idempotency-Key` header (`None` without one), or the response refusing its form.
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, Box<Response>> {
+    let Some(value) = headers.get(IDEMPOTENCY_KEY) else {
+        return Ok(None);
+    };
+    let bytes = value.as_bytes();
+    if bytes.is_empty()
+        || bytes.len() > MAX_IDEMPOTENCY_KEY_CHARS
+        || !bytes.iter().all(|b| (0x20..=0x7e).contains(b))
+    {
+        return Err(Box::new(render::field_error(
+            negotiate(headers).unwrap_or(Format::Json),
+            ErrorCode::BadUserInput,
+            format!(
+                "the Idempotency-Key header must be 1 to {MAX_IDEMPOTENCY_KEY_CHARS} printable \
+                 ASCII characters"
+            ),
+            "Idempotency-Key",
+        )));
+    }
+    Ok(Some(String::from_utf8_lossy(bytes).into_owned()))
 }
 
 /// A parser's reason, bounded (it never quotes the body, but be sure).
@@ -435,6 +485,7 @@ pub async fn graphql_get(
             );
         }
     };
+    // Only queries run over GET; an Idempotency-Key there has nothing to protect.
     run(
         &state,
         format,
@@ -442,6 +493,7 @@ pub async fn graphql_get(
         &request_id,
         true,
         principal,
+        None,
     )
     .await
 }

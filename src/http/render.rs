@@ -151,6 +151,28 @@ pub fn request_error(
     response
 }
 
+/// A request error about one input, such as a header, named in `extensions.field`.
+pub fn field_error(
+    format: Format,
+    code: ErrorCode,
+    message: impl Into<String>,
+    field: &str,
+) -> Response {
+    let outcome = Outcome::refused(coded_error(code, message, Some(field)));
+    let status = if format == Format::GraphqlResponse {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    let mut response = bytes(status, format, body(std::slice::from_ref(&outcome), false));
+    response.extensions_mut().insert(GraphqlOutcome {
+        graphql: true,
+        operation: None,
+        error_code: Some(code),
+    });
+    response
+}
+
 /// A response with an already serialised JSON body.
 fn bytes(status: StatusCode, format: Format, body: serde_json::Result<Vec<u8>>) -> Response {
     match body {

@@ -34,8 +34,13 @@ pub struct AuditEntry {
     pub related_ids: Vec<Uuid>,
 }
 
-/// Appends an audit row inside `tx` (the mutation's transaction).
+/// Appends an audit row inside `tx` (the mutation's transaction), and when the mutation runs
+/// under an `Idempotency-Key`, records the row it changed there too (the trace every write
+/// leaves, in one place).
 pub async fn record(tx: &mut Tx<'_>, actor: &Actor, entry: AuditEntry) -> Result<(), AppError> {
+    if let Some(hold) = &actor.key {
+        super::idempotency::record(tx, hold, entry.entity_id).await?;
+    }
     let row = audit_event::ActiveModel {
         id: Set(Uuid::now_v7()),
         // The transaction's time, from the database.

@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod fund;
+pub mod idempotency;
 pub mod investment;
 pub mod investor;
 pub mod page;
@@ -26,6 +27,9 @@ pub struct Actor {
     pub request_id: String,
     /// When the request must be finished; work still running then is abandoned before commit.
     pub deadline: Option<tokio::time::Instant>,
+    /// The `Idempotency-Key` the acting mutation field runs under, if any: its transaction
+    /// records what it committed there ([`idempotency::record`]).
+    pub key: Option<idempotency::KeyHold>,
 }
 
 /// Now, at the microsecond precision PostgreSQL stores, so a mutation's reply equals a later

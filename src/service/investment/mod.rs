@@ -124,6 +124,34 @@ async fn investor_exists(db: &Db, id: Uuid) -> Result<bool, AppError> {
     Ok(db.fetch_optional(stmt).await?.is_some())
 }
 
+/// Runs [`CREATE_INVESTMENT_SQL`]: on its own (one round trip), or under an
+/// `Idempotency-Key` in a transaction that also records the new investment under the key.
+async fn write_created(
+    db: &Db,
+    actor: &Actor,
+    stmt: Statement,
+    id: Uuid,
+) -> Result<Vec<sea_orm::sqlx::postgres::PgRow>, AppError> {
+    let Some(hold) = &actor.key else {
+        return db.write(actor.deadline, stmt).await;
+    };
+    let mut tx = db.begin(actor.deadline).await?;
+    let result = db
+        .guard(actor.deadline, async {
+            let rows = tx.fetch_all(stmt).await?;
+            let created = match rows.first() {
+                Some(row) => Columns::of(row, 0).get::<Option<Uuid>>(1)?.is_some(),
+                None => false,
+            };
+            if created {
+                crate::service::idempotency::record(&mut tx, hold, id).await?;
+            }
+            Ok(rows)
+        })
+        .await;
+    tx.finish(result).await
+}
+
 /// Records an investment. The fund row is locked (`FOR UPDATE`) for the closed check and the
 /// insert, so an investment racing a close either commits before the close or sees it.
 /// Checks run in the contract's order: unknown fund, unknown investor, then closed fund.
@@ -157,7 +185,7 @@ pub async fn create_investment(
         ],
     );
     // One row when the fund exists: its status and the new id (null when closed).
-    let created = match db.write(actor.deadline, stmt).await {
+    let created = match write_created(db, actor, stmt, model.id).await {
         Ok(rows) => match rows.first() {
             Some(row) => Some(Columns::of(row, 0).get::<Option<Uuid>>(1)?),
             None => None,
