@@ -4,6 +4,7 @@
 #   bench/compare.sh --a "fast=target/release/titanbay" \
 #                    --b "no-fast=target/release/titanbay GRAPHQL_FAST_PATH=false" \
 #                    [--only "W2 W3 W2r W4r"] [--rounds 3] [--concurrency 32] [--duration 5]
+#                    [--a-driver "--idempotency-keys"] [--b-driver "..."]
 #
 # Each side is `label=binary [NAME=value ...]`: the binary and the environment it serves with
 # (on top of the benchmark's: authentication on, the benchmark database). Both servers stay up;
@@ -17,7 +18,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD OUT=$PWD/bench/out
 
-A="" B="" ONLY="W1 W2 W3 W4 W5 W1r W2r W4r" ROUNDS=3 CONC=32 DURATION=5 WARMUP=2
+A="" B="" A_DRIVER="" B_DRIVER="" ONLY="W1 W2 W3 W4 W5 W1r W2r W4r" ROUNDS=3 CONC=32 DURATION=5 WARMUP=2
 while [ $# -gt 0 ]; do
   case "$1" in
     --a) A=$2; shift 2 ;;
@@ -27,6 +28,8 @@ while [ $# -gt 0 ]; do
     --concurrency) CONC=$2; shift 2 ;;
     --duration) DURATION=$2; shift 2 ;;
     --warmup) WARMUP=$2; shift 2 ;;
+    --a-driver) A_DRIVER=$2; shift 2 ;;
+    --b-driver) B_DRIVER=$2; shift 2 ;;
     *) sed -n '2,15p' "$0" >&2; exit 2 ;;
   esac
 done
@@ -88,10 +91,12 @@ RESULTS=$OUT/compare.jsonl
 : > "$RESULTS"
 measure() { # side-label port pid workload round
   local wl; wl=$(echo "$4" | tr 'W' 'w')
-  local json
+  local json extra
+  if [ "$1" = A ]; then extra=$A_DRIVER; else extra=$B_DRIVER; fi
+  # shellcheck disable=SC2086
   json=$("$DRIVER" --url "http://127.0.0.1:$2/graphql" --body "$OUT/bodies/titanbay-$wl.json" \
     --funds "$OUT/open_funds.txt" --investors "$OUT/investors.txt" --concurrency "$CONC" \
-    --warmup "$WARMUP" --duration "$DURATION" --pid "$3" --token "$TOKEN")
+    --warmup "$WARMUP" --duration "$DURATION" --pid "$3" --token "$TOKEN" $extra)
   python3 -c 'import json,sys; r=json.loads(sys.argv[1]); r.update(side=sys.argv[2], workload=sys.argv[3], round=int(sys.argv[4])); print(json.dumps(r))' \
     "$json" "$1" "$4" "$5" >> "$RESULTS"
   log "$1 $4 round $5: $json"

@@ -30,13 +30,17 @@ fn hs256(config: &mut titanbay::config::Config) {
 }
 
 fn token_for(subject: &str) -> String {
+    token_with(subject, &Scope::ALL)
+}
+
+fn token_with(subject: &str, scopes: &[Scope]) -> String {
     mint_hs256(
         SECRET,
         &TokenRequest {
             issuer: "titanbay",
             audience: "titanbay",
             subject,
-            scopes: &Scope::ALL,
+            scopes,
             ttl: Duration::from_secs(600),
         },
     )
@@ -278,6 +282,17 @@ async fn keys_belong_to_their_caller() {
     assert_eq!(codes(&b2.body), ["IDEMPOTENCY_KEY_REUSED"]);
     let a2 = keyed(&app, "shared", Some(&alice), CREATE_FUND, create("Alice's")).await;
     assert_eq!(a2.raw, a.raw);
+    // A token of Alice's with other scopes is not replayed an answer it might not read.
+    let narrower = token_with("alice", &[Scope::FundsWrite, Scope::FundsRead]);
+    let a3 = keyed(
+        &app,
+        "shared",
+        Some(&narrower),
+        CREATE_FUND,
+        create("Alice's"),
+    )
+    .await;
+    assert_eq!(codes(&a3.body), ["IDEMPOTENCY_KEY_REUSED"]);
     assert_eq!(count(&app, "funds").await, 2);
 }
 

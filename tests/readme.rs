@@ -113,3 +113,16 @@ async fn the_readme_token_runs_the_readme_examples() {
         }
     }
 }
+
+/// Every error code the server can answer has its row in the README's table.
+#[test]
+fn every_error_code_is_in_the_error_table() {
+    let readme = readme();
+    let table = section(&readme, "Error codes");
+    for code in titanbay::error::ErrorCode::ALL {
+        assert!(
+            table.contains(&format!("\n| `{}` |", code.as_str())),
+            "README's error table lacks {code}"
+        );
+    }
+}

@@ -474,7 +474,7 @@ impl Executor {
         // them is ignored).
         let mut keyed = None;
         if let (Some(key), true) = (&caller.idempotency_key, is_mutation) {
-            match self.claim(&actor, key, &request).await {
+            match self.claim(&actor, &caller.principal, key, &request).await {
                 Ok((hold, recorded)) => keyed = Some((hold, recorded)),
                 Err(outcome) => {
                     return Outcome {
@@ -563,6 +563,7 @@ impl Executor {
     async fn claim(
         &self,
         actor: &Actor,
+        principal: &Principal,
         key: &str,
         request: &Request,
     ) -> Result<(KeyHold, HashMap<String, uuid::Uuid>), Box<Outcome>> {
@@ -570,7 +571,7 @@ impl Executor {
             &self.db,
             actor,
             key,
-            &fingerprint(request),
+            &fingerprint(request, principal),
             self.limits.idempotency_lease,
             self.limits.idempotency_retention,
         )
@@ -688,9 +689,10 @@ fn spawn_key_pruning(db: crate::db::WeakDb, retention: std::time::Duration) {
     });
 }
 
-/// SHA-256 of what makes a request the same request: the document, the operation name and
-/// the variables (keys sorted at every level, so their order does not matter).
-fn fingerprint(request: &Request) -> Vec<u8> {
+/// SHA-256 of what makes a request the same request: the document, the operation name, the
+/// variables (keys sorted at every level, so their order does not matter) and the scopes the
+/// caller holds (a stored answer is never replayed to a token that could not have read it).
+fn fingerprint(request: &Request, principal: &Principal) -> Vec<u8> {
     use sha2::{Digest, Sha256};
     fn canonical(value: &serde_json::Value, out: &mut Vec<u8>) {
         match value {
@@ -731,11 +733,16 @@ fn fingerprint(request: &Request) -> Vec<u8> {
         .into_json()
         .unwrap_or_default();
     canonical(&json, &mut variables);
+    let scopes: Vec<u8> = crate::auth::Scope::ALL
+        .iter()
+        .map(|s| u8::from(principal.has(*s)))
+        .collect();
     let mut hash = Sha256::new();
     for part in [
         request.query.as_bytes(),
         request.operation_name.as_deref().unwrap_or("").as_bytes(),
         &variables,
+        &scopes,
     ] {
         hash.update((part.len() as u64).to_be_bytes());
         hash.update(part);

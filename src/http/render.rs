@@ -92,6 +92,12 @@ fn body(outcomes: &[Outcome], batch: bool) -> serde_json::Result<Vec<u8>> {
 fn status(outcome: &Outcome, format: Format) -> StatusCode {
     match outcome.first_code() {
         Some(ErrorCode::MethodNotAllowed) => StatusCode::METHOD_NOT_ALLOWED,
+        Some(ErrorCode::IdempotencyKeyInProgress) if format == Format::GraphqlResponse => {
+            StatusCode::CONFLICT
+        }
+        Some(ErrorCode::IdempotencyKeyReused) if format == Format::GraphqlResponse => {
+            StatusCode::UNPROCESSABLE_ENTITY
+        }
         _ if format == Format::GraphqlResponse
             && !outcome.executed
             && !outcome.response.errors.is_empty() =>

@@ -55,6 +55,9 @@ struct Args {
     /// Bearer token sent as `Authorization: Bearer <token>` (for a server with auth on).
     #[arg(long)]
     token: Option<String>,
+    /// Send a fresh `Idempotency-Key` with every request (what a retry-safe client does).
+    #[arg(long)]
+    idempotency_keys: bool,
 }
 
 struct Target {
@@ -118,10 +121,19 @@ struct Shared {
     stop: AtomicBool,
     errors: AtomicU64,
     first_error: std::sync::Mutex<Option<String>>,
+    /// Unique to this run (idempotency keys must not repeat across runs).
+    run_id: u128,
+    /// Idempotency keys handed out.
+    keys: AtomicU64,
 }
 
 /// The request's bytes: HTTP/1.1 head and body, written with one `write_all`.
-fn request_bytes(target: &Target, authorization: Option<&str>, body: &str) -> Vec<u8> {
+fn request_bytes(
+    target: &Target,
+    authorization: Option<&str>,
+    key: Option<&str>,
+    body: &str,
+) -> Vec<u8> {
     let mut head = format!(
         "POST {} HTTP/1.1\r\nhost: {}:{}\r\ncontent-type: application/json\r\naccept: application/json\r\ncontent-length: {}\r\n",
         target.path,
@@ -132,6 +144,11 @@ fn request_bytes(target: &Target, authorization: Option<&str>, body: &str) -> Ve
     if let Some(authorization) = authorization {
         head.push_str("authorization: ");
         head.push_str(authorization);
+        head.push_str("\r\n");
+    }
+    if let Some(key) = key {
+        head.push_str("idempotency-key: ");
+        head.push_str(key);
         head.push_str("\r\n");
     }
     head.push_str("\r\n");
@@ -233,15 +250,23 @@ async fn user(
     let mut histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
     let mut stream = TcpStream::connect((target.host.as_str(), target.port)).await?;
     stream.set_nodelay(true)?;
-    let templated = template.contains("{{");
-    let fixed = request_bytes(&target, authorization.as_deref(), &template);
+    let templated = template.contains("{{") || args.idempotency_keys;
+    let fixed = request_bytes(&target, authorization.as_deref(), None, &template);
     let mut buf = Vec::with_capacity(64 * 1024);
     while !shared.stop.load(Ordering::Relaxed) {
         let rendered;
         let request = if templated {
+            let key = args.idempotency_keys.then(|| {
+                format!(
+                    "bench-{}-{}",
+                    shared.run_id,
+                    shared.keys.fetch_add(1, Ordering::Relaxed)
+                )
+            });
             rendered = request_bytes(
                 &target,
                 authorization.as_deref(),
+                key.as_deref(),
                 &render(&template, &funds, &investors),
             );
             &rendered
@@ -302,6 +327,10 @@ async fn run(args: Arc<Args>) -> anyhow::Result<()> {
         stop: AtomicBool::new(false),
         errors: AtomicU64::new(0),
         first_error: std::sync::Mutex::new(None),
+        run_id: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+        keys: AtomicU64::new(0),
     });
     let users: Vec<_> = (0..args.concurrency)
         .map(|_| {
