@@ -101,7 +101,7 @@ SIGNATURE="$FUNDS/$INVESTORS/$INVESTMENTS/$HOT_FUNDS/$HOT_SIZE"
 HAVE=$("${PSQL[@]}" -d "$DB" -tAc "SELECT obj_description('funds'::regclass)")
 if [ "$HAVE" != "bench:$SIGNATURE" ]; then
   log "generating $SCALE data ($SIGNATURE)"
-  "${PSQL[@]}" -d "$DB" -c "TRUNCATE investments, investors, funds"
+  "${PSQL[@]}" -d "$DB" -c "TRUNCATE fund_investors, fund_totals, investor_totals, investments, investors, funds"
   sed -e "s/__FUNDS__/$FUNDS/g; s/__INVESTORS__/$INVESTORS/g; s/__INVESTMENTS__/$INVESTMENTS/g" \
       -e "s/__HOT_FUNDS__/$HOT_FUNDS/g; s/__HOT_SIZE__/$HOT_SIZE/g" bench/generate.sql \
     | "${PSQL[@]}" -d "$DB"

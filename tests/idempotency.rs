@@ -629,3 +629,35 @@ async fn a_retry_after_the_server_is_killed_makes_one_row_whether_or_not_the_wri
         "23.00"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_write_whose_claim_was_taken_over_rolls_back() {
+    let app = Arc::new(TestApp::spawn().await);
+    let (fund, investor) = book(&app).await;
+    let vars = investment_input(&fund, &investor, "9.00");
+    let blocker = app.sql_conn.begin().await.unwrap();
+    blocker
+        .execute_unprepared(&format!(
+            "SELECT 1 FROM funds WHERE id = '{fund}' FOR UPDATE"
+        ))
+        .await
+        .unwrap();
+    let first = {
+        let (app, vars) = (Arc::clone(&app), vars.clone());
+        tokio::spawn(async move { keyed(&app, "taken", None, CREATE_INVESTMENT, vars).await })
+    };
+    until_waiting_for_a_lock(&app).await;
+    // Another attempt took the key over (as after the first one's lease ran out).
+    app.sql("UPDATE idempotency_keys SET token = gen_random_uuid()")
+        .await;
+    blocker.commit().await.unwrap();
+    let first = first.await.unwrap();
+    assert_eq!(
+        codes(&first.body),
+        ["IDEMPOTENCY_KEY_IN_PROGRESS"],
+        "{:#}",
+        first.body
+    );
+    assert_eq!(count(&app, "investments").await, 0);
+    assert_eq!(count(&app, "fund_totals").await, 0);
+}

@@ -65,11 +65,17 @@ pub enum Claim {
 }
 
 /// Claims the key, or takes over an expired key or a dead holder's claim (the same input).
+///
+/// Committed without waiting for its WAL flush (`synchronous_commit` off for this statement's
+/// transaction, set in the statement): the write that depends on the claim flushes it with
+/// its own commit (WAL is written in order), and a claim lost in a crash before any write is a
+/// claim that never happened. The same holds for storing and releasing.
 const CLAIM_SQL: &str = "\
 INSERT INTO idempotency_keys AS k \
     (subject, key, fingerprint, token, locked_until, results, response, created_at, expires_at) \
-VALUES ($1, $2, $3, $4, now() + $5 * interval '1 millisecond', '{}', NULL, now(), \
-        now() + $6 * interval '1 millisecond') \
+SELECT $1, $2, $3, $4, now() + $5 * interval '1 millisecond', '{}', NULL, now(), \
+       now() + $6 * interval '1 millisecond' \
+FROM (SELECT set_config('synchronous_commit', 'off', true)) AS async_commit \
 ON CONFLICT (subject, key) DO UPDATE SET \
     fingerprint = excluded.fingerprint, \
     token = excluded.token, \
@@ -194,6 +200,7 @@ pub async fn complete(
     let stmt = Statement::from_sql_and_values(
         DbBackend::Postgres,
         "UPDATE idempotency_keys SET response = $4, locked_until = now() \
+         FROM (SELECT set_config('synchronous_commit', 'off', true)) AS async_commit \
          WHERE subject = $1 AND key = $2 AND token = $3",
         [
             hold.subject.clone().into(),
@@ -211,6 +218,7 @@ pub async fn release(db: &Db, actor: &Actor, hold: &KeyHold) -> Result<(), AppEr
     let stmt = Statement::from_sql_and_values(
         DbBackend::Postgres,
         "UPDATE idempotency_keys SET locked_until = now() \
+         FROM (SELECT set_config('synchronous_commit', 'off', true)) AS async_commit \
          WHERE subject = $1 AND key = $2 AND token = $3 AND response IS NULL",
         [
             hold.subject.clone().into(),

@@ -76,16 +76,26 @@ fn unknown_investor(id: Uuid) -> AppError {
 /// the insert (with its audit row) only happens while the fund is not closed. The totals kept
 /// with the data ([`crate::service::totals`]) move with it: the (fund, investor) pair's count
 /// (its first investment adds a distinct investor to the fund), the fund's totals (under the
-/// fund's row lock already held, so no new point of contention) and the investor's. A single
-/// statement commits or rolls back as a whole.
+/// fund's row lock already held, so no new point of contention) and the investor's. Under an
+/// `Idempotency-Key` (`$10`–`$13`; null without one) the key's row is locked too, the insert
+/// happens only while this request's claim holds it, and the new id is recorded under the key
+/// ([`crate::service::idempotency`]), still in the one statement. A single statement commits
+/// or rolls back as a whole.
 const CREATE_INVESTMENT_SQL: &str = "\
 WITH fund AS (\
     SELECT id, status FROM funds WHERE id = $1 FOR UPDATE\
+), claim AS (\
+    SELECT 1 FROM idempotency_keys \
+    WHERE $10::varchar IS NOT NULL AND subject = $10 AND key = $11 AND token = $12 FOR UPDATE\
 ), created AS (\
     INSERT INTO investments (id, fund_id, investor_id, amount_usd, investment_date, created_at) \
     SELECT $2::uuid, fund.id, $3::uuid, $4::numeric(20,2), $5::date, $6::timestamptz \
     FROM fund WHERE fund.status <> 'Closed' \
+      AND ($10::varchar IS NULL OR EXISTS (SELECT 1 FROM claim)) \
     RETURNING id\
+), recorded AS (\
+    UPDATE idempotency_keys SET results = results || jsonb_build_object($13::text, created.id::text) \
+    FROM created WHERE subject = $10 AND key = $11 AND token = $12\
 ), audit AS (\
     INSERT INTO audit_events (id, subject, operation, entity, entity_id, related_ids, request_id) \
     SELECT $7::uuid, $8::varchar, 'createInvestment', 'investment', created.id, \
@@ -111,7 +121,8 @@ WITH fund AS (\
         investments = investor_totals.investments + 1, \
         committed_usd = investor_totals.committed_usd + excluded.committed_usd\
 ) \
-SELECT fund.status, created.id FROM fund LEFT JOIN created ON true";
+SELECT fund.status, created.id, $10::varchar IS NULL OR EXISTS (SELECT 1 FROM claim) \
+FROM fund LEFT JOIN created ON true";
 
 /// Whether an investor exists (the rare path of a closed fund, where an unknown investor
 /// still outranks the closed fund).
@@ -124,34 +135,6 @@ async fn investor_exists(db: &Db, id: Uuid) -> Result<bool, AppError> {
     Ok(db.fetch_optional(stmt).await?.is_some())
 }
 
-/// Runs [`CREATE_INVESTMENT_SQL`]: on its own (one round trip), or under an
-/// `Idempotency-Key` in a transaction that also records the new investment under the key.
-async fn write_created(
-    db: &Db,
-    actor: &Actor,
-    stmt: Statement,
-    id: Uuid,
-) -> Result<Vec<sea_orm::sqlx::postgres::PgRow>, AppError> {
-    let Some(hold) = &actor.key else {
-        return db.write(actor.deadline, stmt).await;
-    };
-    let mut tx = db.begin(actor.deadline).await?;
-    let result = db
-        .guard(actor.deadline, async {
-            let rows = tx.fetch_all(stmt).await?;
-            let created = match rows.first() {
-                Some(row) => Columns::of(row, 0).get::<Option<Uuid>>(1)?.is_some(),
-                None => false,
-            };
-            if created {
-                crate::service::idempotency::record(&mut tx, hold, id).await?;
-            }
-            Ok(rows)
-        })
-        .await;
-    tx.finish(result).await
-}
-
 /// Records an investment. The fund row is locked (`FOR UPDATE`) for the closed check and the
 /// insert, so an investment racing a close either commits before the close or sees it.
 /// Checks run in the contract's order: unknown fund, unknown investor, then closed fund.
@@ -161,6 +144,7 @@ pub async fn create_investment(
     actor: &Actor,
     new: NewInvestment,
 ) -> Result<investment::Model, AppError> {
+    let key = actor.key.as_ref();
     let model = investment::Model {
         id: Uuid::now_v7(),
         fund_id: new.fund_id,
@@ -182,12 +166,23 @@ pub async fn create_investment(
             Uuid::now_v7().into(),
             actor.subject.clone().into(),
             actor.request_id.clone().into(),
+            key.map(|k| k.subject.clone()).into(),
+            key.map(|k| k.key.clone()).into(),
+            key.map(|k| k.token).into(),
+            key.map(|k| k.field.clone()).into(),
         ],
     );
-    // One row when the fund exists: its status and the new id (null when closed).
-    let created = match write_created(db, actor, stmt, model.id).await {
+    // One row when the fund exists: its status, the new id (null when closed or when the
+    // key's claim was lost) and whether the claim still holds.
+    let created = match db.write(actor.deadline, stmt).await {
         Ok(rows) => match rows.first() {
-            Some(row) => Some(Columns::of(row, 0).get::<Option<Uuid>>(1)?),
+            Some(row) => {
+                let columns = Columns::of(row, 0);
+                if !columns.get::<bool>(2)? {
+                    return Err(AppError::IdempotencyKeyInProgress);
+                }
+                Some(columns.get::<Option<Uuid>>(1)?)
+            }
             None => None,
         },
         // The foreign key is the existence check for the investor on the common path.
