@@ -77,52 +77,69 @@ fn unknown_investor(id: Uuid) -> AppError {
 /// with the data ([`crate::service::totals`]) move with it: the (fund, investor) pair's count
 /// (its first investment adds a distinct investor to the fund), the fund's totals (under the
 /// fund's row lock already held, so no new point of contention) and the investor's. Under an
-/// `Idempotency-Key` (`$10`–`$13`; null without one) the key's row is locked too, the insert
+/// `Idempotency-Key` ([`CREATE_INVESTMENT_KEYED_SQL`]) the key's row is locked too, the insert
 /// happens only while this request's claim holds it, and the new id is recorded under the key
 /// ([`crate::service::idempotency`]), still in the one statement. A single statement commits
-/// or rolls back as a whole.
-const CREATE_INVESTMENT_SQL: &str = "\
-WITH fund AS (\
-    SELECT id, status FROM funds WHERE id = $1 FOR UPDATE\
-), claim AS (\
-    SELECT 1 FROM idempotency_keys \
-    WHERE $10::varchar IS NOT NULL AND subject = $10 AND key = $11 AND token = $12 FOR UPDATE\
-), created AS (\
-    INSERT INTO investments (id, fund_id, investor_id, amount_usd, investment_date, created_at) \
-    SELECT $2::uuid, fund.id, $3::uuid, $4::numeric(20,2), $5::date, $6::timestamptz \
-    FROM fund WHERE fund.status <> 'Closed' \
-      AND ($10::varchar IS NULL OR EXISTS (SELECT 1 FROM claim)) \
-    RETURNING id\
-), recorded AS (\
-    UPDATE idempotency_keys SET results = results || jsonb_build_object($13::text, created.id::text) \
-    FROM created WHERE subject = $10 AND key = $11 AND token = $12\
-), audit AS (\
-    INSERT INTO audit_events (id, subject, operation, entity, entity_id, related_ids, request_id) \
-    SELECT $7::uuid, $8::varchar, 'createInvestment', 'investment', created.id, \
-           ARRAY[$1::uuid, $3::uuid], $9::varchar \
-    FROM created\
-), pair AS (\
-    INSERT INTO fund_investors (fund_id, investor_id, investments) \
-    SELECT $1::uuid, $3::uuid, 1 FROM created \
-    ON CONFLICT (fund_id, investor_id) \
-    DO UPDATE SET investments = fund_investors.investments + 1 \
-    RETURNING (xmax = 0) AS first\
-), fund_total AS (\
-    INSERT INTO fund_totals (fund_id, investments, committed_usd, investors) \
-    SELECT $1::uuid, 1, $4::numeric(20,2), CASE WHEN pair.first THEN 1 ELSE 0 END FROM pair \
-    ON CONFLICT (fund_id) DO UPDATE SET \
-        investments = fund_totals.investments + 1, \
-        committed_usd = fund_totals.committed_usd + excluded.committed_usd, \
-        investors = fund_totals.investors + excluded.investors\
-), investor_total AS (\
-    INSERT INTO investor_totals (investor_id, investments, committed_usd) \
-    SELECT $3::uuid, 1, $4::numeric(20,2) FROM created \
-    ON CONFLICT (investor_id) DO UPDATE SET \
-        investments = investor_totals.investments + 1, \
-        committed_usd = investor_totals.committed_usd + excluded.committed_usd\
-) \
-SELECT fund.status, created.id, $10::varchar IS NULL OR EXISTS (SELECT 1 FROM claim) \
-FROM fund LEFT JOIN created ON true";
+/// or rolls back as a whole. The last column says whether the claim held (always true
+/// without a key).
+macro_rules! create_investment_sql {
+    ($claim:literal, $claimed:literal, $recorded:literal, $holds:literal) => {
+        concat!(
+            "WITH fund AS (SELECT id, status FROM funds WHERE id = $1 FOR UPDATE)",
+            $claim,
+            ", created AS (\
+                INSERT INTO investments (id, fund_id, investor_id, amount_usd, investment_date, created_at) \
+                SELECT $2::uuid, fund.id, $3::uuid, $4::numeric(20,2), $5::date, $6::timestamptz \
+                FROM fund WHERE fund.status <> 'Closed'",
+            $claimed,
+            " RETURNING id)",
+            $recorded,
+            ", audit AS (\
+                INSERT INTO audit_events (id, subject, operation, entity, entity_id, related_ids, request_id) \
+                SELECT $7::uuid, $8::varchar, 'createInvestment', 'investment', created.id, \
+                       ARRAY[$1::uuid, $3::uuid], $9::varchar \
+                FROM created\
+            ), pair AS (\
+                INSERT INTO fund_investors (fund_id, investor_id, investments) \
+                SELECT $1::uuid, $3::uuid, 1 FROM created \
+                ON CONFLICT (fund_id, investor_id) \
+                DO UPDATE SET investments = fund_investors.investments + 1 \
+                RETURNING (xmax = 0) AS first\
+            ), fund_total AS (\
+                INSERT INTO fund_totals (fund_id, investments, committed_usd, investors) \
+                SELECT $1::uuid, 1, $4::numeric(20,2), CASE WHEN pair.first THEN 1 ELSE 0 END FROM pair \
+                ON CONFLICT (fund_id) DO UPDATE SET \
+                    investments = fund_totals.investments + 1, \
+                    committed_usd = fund_totals.committed_usd + excluded.committed_usd, \
+                    investors = fund_totals.investors + excluded.investors\
+            ), investor_total AS (\
+                INSERT INTO investor_totals (investor_id, investments, committed_usd) \
+                SELECT $3::uuid, 1, $4::numeric(20,2) FROM created \
+                ON CONFLICT (investor_id) DO UPDATE SET \
+                    investments = investor_totals.investments + 1, \
+                    committed_usd = investor_totals.committed_usd + excluded.committed_usd\
+            ) SELECT fund.status, created.id, ",
+            $holds,
+            " FROM fund LEFT JOIN created ON true"
+        )
+    };
+}
+
+/// [`create_investment_sql!`] without a key: `$1`–`$9`.
+const CREATE_INVESTMENT_SQL: &str = create_investment_sql!("", "", "", "true");
+
+/// [`create_investment_sql!`] under an `Idempotency-Key` (`$10` subject, `$11` key, `$12`
+/// token, `$13` response key): the key's row locked, the insert only while this request's
+/// claim holds it, the new id recorded under the key.
+const CREATE_INVESTMENT_KEYED_SQL: &str = create_investment_sql!(
+    ", claim AS (SELECT 1 FROM idempotency_keys \
+       WHERE subject = $10 AND key = $11 AND token = $12 FOR UPDATE)",
+    " AND EXISTS (SELECT 1 FROM claim)",
+    ", recorded AS (UPDATE idempotency_keys \
+       SET results = results || jsonb_build_object($13::text, created.id::text) \
+       FROM created WHERE subject = $10 AND key = $11 AND token = $12)",
+    "EXISTS (SELECT 1 FROM claim)"
+);
 
 /// Whether an investor exists (the rare path of a closed fund, where an unknown investor
 /// still outranks the closed fund).
@@ -144,7 +161,6 @@ pub async fn create_investment(
     actor: &Actor,
     new: NewInvestment,
 ) -> Result<investment::Model, AppError> {
-    let key = actor.key.as_ref();
     let model = investment::Model {
         id: Uuid::now_v7(),
         fund_id: new.fund_id,
@@ -153,25 +169,30 @@ pub async fn create_investment(
         investment_date: new.investment_date,
         created_at: now_micros(),
     };
-    let stmt = Statement::from_sql_and_values(
-        DbBackend::Postgres,
-        CREATE_INVESTMENT_SQL,
-        [
-            model.fund_id.into(),
-            model.id.into(),
-            model.investor_id.into(),
-            model.amount_usd.into(),
-            model.investment_date.into(),
-            model.created_at.into(),
-            Uuid::now_v7().into(),
-            actor.subject.clone().into(),
-            actor.request_id.clone().into(),
-            key.map(|k| k.subject.clone()).into(),
-            key.map(|k| k.key.clone()).into(),
-            key.map(|k| k.token).into(),
-            key.map(|k| k.field.clone()).into(),
-        ],
-    );
+    let mut values: Vec<sea_orm::Value> = vec![
+        model.fund_id.into(),
+        model.id.into(),
+        model.investor_id.into(),
+        model.amount_usd.into(),
+        model.investment_date.into(),
+        model.created_at.into(),
+        Uuid::now_v7().into(),
+        actor.subject.clone().into(),
+        actor.request_id.clone().into(),
+    ];
+    let sql = match &actor.key {
+        None => CREATE_INVESTMENT_SQL,
+        Some(key) => {
+            values.extend([
+                key.subject.clone().into(),
+                key.key.clone().into(),
+                key.token.into(),
+                key.field.clone().into(),
+            ]);
+            CREATE_INVESTMENT_KEYED_SQL
+        }
+    };
+    let stmt = Statement::from_sql_and_values(DbBackend::Postgres, sql, values);
     // One row when the fund exists: its status, the new id (null when closed or when the
     // key's claim was lost) and whether the claim still holds.
     let created = match db.write(actor.deadline, stmt).await {
