@@ -172,6 +172,9 @@ pub struct LocalPgConfig {
     pub dir: Option<PathBuf>,
     /// `PG_BIN_DIR`: folder with `initdb` and `postgres` (default: the newest installed).
     pub bin_dir: Option<PathBuf>,
+    /// `LOCAL_PG_SETTINGS`: PostgreSQL settings as `name=value` pairs separated by spaces or
+    /// commas, applied over the ones sized to the machine (`local_pg::recommended_settings`).
+    pub settings: Vec<(String, String)>,
 }
 
 /// Logging settings.
@@ -384,6 +387,42 @@ impl<F: Fn(&str) -> Option<String>> Reader<F> {
         self.parse(name, default).map(Duration::from_secs)
     }
 
+    /// `name=value` pairs separated by spaces or commas: names of letters, digits, `_` and
+    /// `.`; values without spaces, commas or quotes.
+    fn pg_settings(&self, name: &'static str) -> Result<Vec<(String, String)>, ConfigError> {
+        let Some(text) = self.raw(name) else {
+            return Ok(Vec::new());
+        };
+        let bad = |reason: &str| ConfigError {
+            name,
+            value: text.clone(),
+            reason: reason.to_owned(),
+        };
+        text.split([' ', ','])
+            .filter(|item| !item.is_empty())
+            .map(|item| {
+                let (key, value) = item
+                    .split_once('=')
+                    .ok_or_else(|| bad("expected name=value pairs, e.g. shared_buffers=1GB"))?;
+                let key_ok = !key.is_empty()
+                    && key
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.');
+                let value_ok = !value.is_empty()
+                    && !value
+                        .chars()
+                        .any(|c| c.is_whitespace() || "'\"\\".contains(c));
+                if key_ok && value_ok {
+                    Ok((key.to_owned(), value.to_owned()))
+                } else {
+                    Err(bad(
+                        "a setting name is letters, digits, _ and .; a value has no quotes",
+                    ))
+                }
+            })
+            .collect()
+    }
+
     fn millis(&self, name: &'static str, default: u64) -> Result<Duration, ConfigError> {
         self.parse(name, default).map(Duration::from_millis)
     }
@@ -476,6 +515,7 @@ impl Config {
             local_pg: LocalPgConfig {
                 dir: r.raw("LOCAL_PG_DIR").map(PathBuf::from),
                 bin_dir: r.raw("PG_BIN_DIR").map(PathBuf::from),
+                settings: r.pg_settings("LOCAL_PG_SETTINGS")?,
             },
             log: LogConfig {
                 level: r.raw("LOG_LEVEL").unwrap_or_else(|| "info".to_owned()),
@@ -591,6 +631,23 @@ mod tests {
         let c = from(&[("APP_ENV", "production"), ("GRAPHIQL", "true")])
             .unwrap_or_else(|e| panic!("{e}"));
         assert!(c.graphiql && !c.introspection);
+    }
+
+    #[test]
+    fn local_pg_settings_are_name_value_pairs() -> Result<(), ConfigError> {
+        let c = from(&[("LOCAL_PG_SETTINGS", "shared_buffers=1GB, work_mem=16MB")])?;
+        assert_eq!(
+            c.local_pg.settings,
+            vec![
+                ("shared_buffers".to_owned(), "1GB".to_owned()),
+                ("work_mem".to_owned(), "16MB".to_owned())
+            ]
+        );
+        for bad in ["shared_buffers", "a b=c", "x='1'", "=1"] {
+            let err = from(&[("LOCAL_PG_SETTINGS", bad)]).err().map(|e| e.name);
+            assert_eq!(err, Some("LOCAL_PG_SETTINGS"), "{bad}");
+        }
+        Ok(())
     }
 
     #[test]

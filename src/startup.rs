@@ -74,6 +74,7 @@ pub async fn resolve_database(config: &Config) -> anyhow::Result<DatabaseTarget>
         bin_dir: config.local_pg.bin_dir.clone(),
         ephemeral: false,
         remove_on_exit: false,
+        settings: config.local_pg.settings.clone(),
     };
     let pg = tokio::task::spawn_blocking(move || LocalPostgres::start(&options))
         .await

@@ -259,6 +259,7 @@ async fn health_is_always_ok_and_readiness_follows_the_database() {
             bin_dir: None,
             ephemeral: true,
             remove_on_exit: true,
+            settings: Vec::new(),
         })
     })
     .await

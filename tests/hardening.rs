@@ -510,6 +510,7 @@ async fn an_outage_fails_fast_and_the_server_recovers_without_a_restart() {
         bin_dir: None,
         ephemeral: true,
         remove_on_exit: false,
+        settings: Vec::new(),
     };
     let start = |o: LocalPgOptions| async move {
         tokio::task::spawn_blocking(move || LocalPostgres::start(&o))

@@ -103,6 +103,7 @@ async fn the_server_heals_from_terminated_backends_and_a_fast_restart_under_cont
         bin_dir: None,
         ephemeral: true,
         remove_on_exit: false,
+        settings: Vec::new(),
     };
     let mut pg = start(options.clone()).await;
     titanbay::db::ensure_database(&pg.url("postgres"), "restart")

@@ -54,6 +54,7 @@ fn options(base_dir: &Path) -> LocalPgOptions {
         bin_dir: std::env::var_os("PG_BIN_DIR").map(Into::into),
         ephemeral: true,
         remove_on_exit: false,
+        settings: Vec::new(),
     }
 }
 
@@ -567,4 +568,52 @@ fn as_root_postgres_runs_as_the_postgres_account_in_a_folder_it_can_reach() {
     fs::set_permissions(closed.path(), fs::Permissions::from_mode(0o700)).unwrap();
     let err = LocalPostgres::start(&options(&closed.path().join("pg"))).expect_err("refused");
     assert!(err.to_string().contains("cannot enter"), "{err}");
+}
+
+#[test]
+fn a_lasting_cluster_runs_with_settings_sized_to_the_machine_and_overrides_win() {
+    let dir = TestDir::new("settings");
+    let mut options = options(dir.path());
+    options.ephemeral = false;
+    options.remove_on_exit = true;
+    options.settings = vec![("work_mem".to_owned(), "7MB".to_owned())];
+    let pg = LocalPostgres::start(&options).unwrap_or_else(|e| panic!("{e}"));
+    let url = pg.url("postgres");
+    let recommended = local_pg::recommended_settings();
+    let shared_mb: u64 = recommended
+        .iter()
+        .find(|(n, _)| n == "shared_buffers")
+        .and_then(|(_, v)| v.trim_end_matches("MB").parse().ok())
+        .unwrap();
+    // shared_buffers is counted in 8 kB pages.
+    assert_eq!(
+        sql(
+            &url,
+            "SELECT setting FROM pg_settings WHERE name = 'shared_buffers'"
+        ),
+        (shared_mb * 128).to_string()
+    );
+    assert_eq!(sql(&url, "SHOW random_page_cost"), "1.1");
+    assert_eq!(sql(&url, "SHOW work_mem"), "7MB", "the override wins");
+    drop(pg);
+}
+
+#[test]
+fn recommended_settings_follow_the_design_guide() {
+    let gib = 1u64 << 30;
+    let of = |memory: u64| local_pg::recommended_for(memory);
+    let value = |settings: &[(String, String)], name: &str| {
+        settings
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+            .unwrap()
+    };
+    let s = of(24 * gib);
+    assert_eq!(value(&s, "shared_buffers"), "6144MB");
+    assert_eq!(value(&s, "effective_cache_size"), "18432MB");
+    assert_eq!(value(&s, "work_mem"), "64MB");
+    assert_eq!(value(&s, "random_page_cost"), "1.1");
+    assert_eq!(value(&of(64 * gib), "shared_buffers"), "8192MB", "capped");
+    assert_eq!(value(&of(256 << 20), "shared_buffers"), "128MB", "at least");
 }

@@ -96,6 +96,14 @@ pub async fn list_funds(
     filter: &FundFilter,
     window: &PageWindow<Uuid>,
 ) -> Result<Page<fund::Model>, AppError> {
+    let stmt = list_funds_statement(filter, window);
+    let rows = decode_all(&db.fetch_all(stmt).await?, rows::fund)?;
+    Ok(window.into_page(rows))
+}
+
+/// The statement of [`list_funds`]: a keyset seek in id order, on `ix_funds_status_id` or
+/// `ix_funds_vintage_year_id` when filtered (tests check its plan).
+pub fn list_funds_statement(filter: &FundFilter, window: &PageWindow<Uuid>) -> Statement {
     let mut query = filter.apply(
         fund::Entity::find()
             .select_only()
@@ -111,9 +119,7 @@ pub async fn list_funds(
         Direction::Forward => query.order_by_asc(fund::Column::Id),
         Direction::Backward => query.order_by_desc(fund::Column::Id),
     };
-    let stmt = query.limit(window.fetch_limit()).build(DbBackend::Postgres);
-    let rows = decode_all(&db.fetch_all(stmt).await?, rows::fund)?;
-    Ok(window.into_page(rows))
+    query.limit(window.fetch_limit()).build(DbBackend::Postgres)
 }
 
 /// How many funds match the filter.

@@ -123,6 +123,7 @@ fn start_cluster() -> Result<Cluster, String> {
                 bin_dir: std::env::var_os("PG_BIN_DIR").map(Into::into),
                 ephemeral: true,
                 remove_on_exit: true,
+                settings: Vec::new(),
             })
             .map_err(|e| {
                 format!(
