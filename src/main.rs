@@ -67,6 +67,14 @@ enum Command {
         #[arg(long)]
         repair: bool,
     },
+    /// Convert `investments` to hash partitions by `fund_id`, in one transaction that holds
+    /// the table locked (a maintenance window: reads and writes of investments wait), checking
+    /// that every row arrived; does nothing when it is partitioned already.
+    PartitionInvestments {
+        /// How many hash partitions.
+        #[arg(long, default_value_t = service::partition::DEFAULT_PARTITIONS)]
+        partitions: u32,
+    },
     /// Mint a development bearer token (HS256) from `AUTH_HS256_SECRET`, `AUTH_ISSUER` and
     /// `AUTH_AUDIENCE`, and print it to stdout.
     Token {
@@ -179,6 +187,13 @@ async fn run() -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::PartitionInvestments { partitions } => {
+            let target = resolve_database(&config).await?;
+            db::wait_until_reachable(&config.database, &target.url).await?;
+            let result = partition_investments(&config, &target.url, partitions).await;
+            target.stop().await;
+            result
+        }
         Command::CheckTotals { repair } => {
             let target = resolve_database(&config).await?;
             db::wait_until_reachable(&config.database, &target.url).await?;
@@ -202,6 +217,34 @@ async fn run() -> anyhow::Result<()> {
 
 /// `titanbay check-totals [--repair]`: the differences, one per line on stdout (the first
 /// [`DIFFERENCES_SHOWN`]), and an error when any remain.
+/// `titanbay partition-investments`: on the direct URL, one connection.
+async fn partition_investments(config: &Config, url: &str, partitions: u32) -> anyhow::Result<()> {
+    let mut database = config.database.clone();
+    database.min_connections = 1;
+    database.max_connections = 1;
+    database.pooler = titanbay::config::PoolerMode::None;
+    let db = db::Db::connect(&database, config.database.direct_url(url))
+        .await
+        .context("connecting to PostgreSQL")?;
+    let started = std::time::Instant::now();
+    match service::partition::partition_investments(&db, partitions)
+        .await
+        .context("partitioning investments (nothing was changed)")?
+    {
+        service::partition::Converted::Now { rows, partitions } => tracing::info!(
+            rows,
+            partitions,
+            seconds = started.elapsed().as_secs_f64(),
+            "investments are hash-partitioned by fund_id; every row was checked"
+        ),
+        service::partition::Converted::Already => {
+            tracing::info!("investments are partitioned already; nothing changed")
+        }
+    }
+    db.close();
+    Ok(())
+}
+
 async fn check_totals(config: &Config, url: &str, repair: bool) -> anyhow::Result<()> {
     let mut database = config.database.clone();
     database.min_connections = 1;

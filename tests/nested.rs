@@ -539,10 +539,13 @@ fn assert_index_seek_without_sort(nodes: &[Value], index: &str) {
             .any(|n| n["Node Type"] == "Seq Scan" && n["Relation Name"] == "investments"),
         "{types:?}"
     );
+    // On the partitioned layout each partition's index is `<index>_pNN`.
+    let partition_index = format!("{index}_p");
     assert!(
-        nodes
-            .iter()
-            .any(|n| n["Node Type"] == "Index Scan" && n["Index Name"] == index),
+        nodes.iter().any(|n| n["Node Type"] == "Index Scan"
+            && n["Index Name"]
+                .as_str()
+                .is_some_and(|name| name == index || name.starts_with(&partition_index))),
         "no index scan on {index}: {nodes:#?}"
     );
 }

@@ -8,6 +8,7 @@ pub mod idempotency;
 pub mod investment;
 pub mod investor;
 pub mod page;
+pub mod partition;
 pub mod totals;
 
 use std::{

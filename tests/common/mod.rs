@@ -32,6 +32,12 @@ use titanbay::{
 };
 use tower::ServiceExt;
 
+/// Whether this run's databases have `investments` hash-partitioned by `fund_id`
+/// (`TITANBAY_TEST_LAYOUT=partitioned`; CI runs the whole suite once that way).
+pub fn partitioned_layout() -> bool {
+    std::env::var("TITANBAY_TEST_LAYOUT").is_ok_and(|v| v == "partitioned")
+}
+
 /// The per-binary cluster and its migrated template.
 pub struct Cluster {
     /// Superuser URL of the `postgres` database.
@@ -155,6 +161,28 @@ fn start_cluster() -> Result<Cluster, String> {
             .await
             .map_err(|e| format!("migrate template: {e}"))?;
         conn.close().await.map_err(|e| e.to_string())?;
+        Ok::<(), String>(())
+    })?;
+    if partitioned_layout() {
+        let template_url = with_database(&admin_url, &template);
+        block_on_thread(async move {
+            let db = Db::connect(&test_config(&template_url).database, &template_url)
+                .await
+                .map_err(|e| format!("connect to the template: {e}"))?;
+            let converted = titanbay::service::partition::partition_investments(
+                &db,
+                titanbay::service::partition::DEFAULT_PARTITIONS,
+            )
+            .await
+            .map_err(|e| format!("partition the template: {e}"));
+            db.close();
+            converted.map(|_| ())
+        })?;
+    }
+    let url = admin_url.clone();
+    let tpl = template.clone();
+    block_on_thread(async move {
+        let admin = admin_connection(&url).await;
         // Nothing may stay connected to a template, or every CREATE DATABASE stalls.
         admin
             .execute_unprepared(&format!(
