@@ -445,6 +445,11 @@ async fn first_column<T: sea_orm::TryGetable>(conn: &impl ConnectionTrait, sql: 
 /// setting and explained through `EXECUTE`: the cached generic plan, made without the
 /// parameters' values.
 async fn explain(app: &TestApp, stmt: Statement) -> Vec<Value> {
+    explain_with(app, stmt, "FORMAT JSON").await
+}
+
+/// [`explain`] with other `EXPLAIN` options (e.g. `ANALYZE, FORMAT JSON`: the plan run).
+async fn explain_with(app: &TestApp, stmt: Statement, options: &str) -> Vec<Value> {
     use sea_orm::TransactionTrait;
     assert_eq!(
         app.pool_text("SHOW plan_cache_mode").await,
@@ -495,10 +500,10 @@ async fn explain(app: &TestApp, stmt: Statement) -> Vec<Value> {
     let explained = Statement::from_string(
         DbBackend::Postgres,
         if arguments.is_empty() {
-            "EXPLAIN (FORMAT JSON) EXECUTE tb_explain".to_owned()
+            format!("EXPLAIN ({options}) EXECUTE tb_explain")
         } else {
             format!(
-                "EXPLAIN (FORMAT JSON) EXECUTE tb_explain({})",
+                "EXPLAIN ({options}) EXECUTE tb_explain({})",
                 arguments.join(", ")
             )
         },
@@ -839,5 +844,100 @@ async fn the_status_filter_seeks_the_status_index_in_id_order() {
                 .any(|n| n["Index Name"] == "ix_funds_status_id"),
             "{nodes:#?}"
         );
+    }
+}
+
+/// Partitions of `investments` a run plan scanned, and how many scans it made of them.
+fn partitions_scanned(nodes: &[Value]) -> (HashSet<String>, u64) {
+    let scans: Vec<&Value> = nodes
+        .iter()
+        .filter(|n| {
+            n["Relation Name"]
+                .as_str()
+                .is_some_and(|r| r.starts_with("investments_p"))
+                && n["Actual Loops"].as_u64().unwrap_or(0) > 0
+        })
+        .collect();
+    let names = scans
+        .iter()
+        .filter_map(|n| n["Relation Name"].as_str().map(str::to_owned))
+        .collect();
+    let loops = scans
+        .iter()
+        .map(|n| n["Actual Loops"].as_u64().unwrap_or(0))
+        .sum();
+    (names, loops)
+}
+
+/// On the partitioned layout every fund-keyed statement of the hot paths reads one partition
+/// per fund: a fund's page, fifty funds' pages in one statement (one partition per parent),
+/// a fund with its page. Lookups by investment id and an investor's investments cannot prune:
+/// they probe every partition's index (measured in bench/README.md).
+#[tokio::test]
+async fn fund_keyed_statements_read_one_partition_per_fund() {
+    let app = TestApp::spawn().await;
+    let converted = titanbay::service::partition::partition_investments(app.db(), 16)
+        .await
+        .unwrap();
+    assert!(matches!(
+        converted,
+        titanbay::service::partition::Converted::Now { .. }
+            | titanbay::service::partition::Converted::Already
+    ));
+    generate(&app, 100, 1000, 20_000, 1, 2_000).await;
+    let funds: Vec<Uuid> = {
+        let text: Vec<String> = {
+            use sea_orm::ConnectionTrait;
+            app.sql_conn
+                .query_all_raw(Statement::from_string(
+                    DbBackend::Postgres,
+                    "SELECT DISTINCT fund_id::text FROM investments LIMIT 50",
+                ))
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| r.try_get_by_index::<String>(0).unwrap())
+                .collect()
+        };
+        text.iter().map(|t| Uuid::parse_str(t).unwrap()).collect()
+    };
+    let window = PageWindow {
+        direction: Direction::Forward,
+        limit: 20,
+        after: None,
+        before: None,
+        probe: true,
+    };
+    let one = [PageQuery {
+        parent_id: funds[0],
+        window: window.clone(),
+    }];
+    for (_, stmt) in page_statements(Parent::Fund, Include::default(), &one) {
+        let nodes = explain_with(&app, stmt, "ANALYZE, FORMAT JSON").await;
+        let (partitions, loops) = partitions_scanned(&nodes);
+        assert_eq!(partitions.len(), 1, "{partitions:?}");
+        assert_eq!(loops, 1);
+    }
+    let stmt = parent_with_page_statement::<fund::Entity>(
+        Parent::Fund,
+        ColumnSet::ALL,
+        Include::default(),
+        &one[0],
+    )
+    .unwrap();
+    let (partitions, _) =
+        partitions_scanned(&explain_with(&app, stmt, "ANALYZE, FORMAT JSON").await);
+    assert_eq!(partitions.len(), 1, "{partitions:?}");
+    let many: Vec<PageQuery> = funds
+        .iter()
+        .map(|id| PageQuery {
+            parent_id: *id,
+            window: window.clone(),
+        })
+        .collect();
+    for (_, stmt) in page_statements(Parent::Fund, Include::default(), &many) {
+        let nodes = explain_with(&app, stmt, "ANALYZE, FORMAT JSON").await;
+        let (_, loops) = partitions_scanned(&nodes);
+        assert_eq!(loops, funds.len() as u64, "one partition scan per fund");
     }
 }
