@@ -205,7 +205,8 @@ async fn a_retry_while_the_first_runs_is_told_so_then_gets_the_answer() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn twenty_concurrent_retries_of_one_key_make_one_row_and_one_answer() {
-    let app = Arc::new(TestApp::spawn().await);
+    // Room for the retries' claims beside the write waiting (the tests' pool is small).
+    let app = Arc::new(TestApp::spawn_with(|c| c.database.max_concurrent_writes = Some(4)).await);
     let (fund, investor) = book(&app).await;
     let vars = investment_input(&fund, &investor, "20.00");
     // The fund's lock held for a moment, so the twenty overlap for sure.
@@ -216,13 +217,17 @@ async fn twenty_concurrent_retries_of_one_key_make_one_row_and_one_answer() {
         ))
         .await
         .unwrap();
+    let told = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let attempts = (0..20).map(|_| {
-        let (app, vars) = (Arc::clone(&app), vars.clone());
+        let (app, vars, told) = (Arc::clone(&app), vars.clone(), Arc::clone(&told));
         tokio::spawn(async move {
             let mut in_progress = 0;
             loop {
                 let r = keyed(&app, "same-order", None, CREATE_INVESTMENT, vars.clone()).await;
                 if codes(&r.body) == ["IDEMPOTENCY_KEY_IN_PROGRESS"] {
+                    if in_progress == 0 {
+                        told.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
                     in_progress += 1;
                     tokio::time::sleep(Duration::from_millis(20)).await;
                     continue;
@@ -233,7 +238,16 @@ async fn twenty_concurrent_retries_of_one_key_make_one_row_and_one_answer() {
     });
     let attempts = tokio::spawn(join_all(attempts));
     until_waiting_for_a_lock(&app).await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Release the lock only once the other nineteen have each been told to wait (however
+    // slowly a loaded machine starts them).
+    let started = Instant::now();
+    while told.load(std::sync::atomic::Ordering::Relaxed) < 19 {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the retries did not overlap"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     blocker.commit().await.unwrap();
     let results: Vec<_> = attempts
         .await

@@ -64,34 +64,44 @@ pub enum Claim {
     InProgress,
 }
 
-/// Claims the key, or takes over an expired key or a dead holder's claim (the same input).
+/// Claims a key not seen before. It never waits on another request's claim: a key already
+/// there is left alone (`DO NOTHING` does not lock the row) and read apart ([`HELD_SQL`]).
 ///
 /// Committed without waiting for its WAL flush (`synchronous_commit` off for this statement's
-/// transaction, set in the statement): the write that depends on the claim flushes it with
-/// its own commit (WAL is written in order), and a claim lost in a crash before any write is a
-/// claim that never happened. The same holds for storing and releasing.
+/// transaction, set in the statement): the write that depends on the claim flushes it with its
+/// own commit (WAL is written in order), and a claim lost in a crash before any write is a
+/// claim that never happened. The same holds for taking over, storing and releasing.
 const CLAIM_SQL: &str = "\
-INSERT INTO idempotency_keys AS k \
+INSERT INTO idempotency_keys \
     (subject, key, fingerprint, token, locked_until, results, response, created_at, expires_at) \
 SELECT $1, $2, $3, $4, now() + $5 * interval '1 millisecond', '{}', NULL, now(), \
        now() + $6 * interval '1 millisecond' \
 FROM (SELECT set_config('synchronous_commit', 'off', true)) AS async_commit \
-ON CONFLICT (subject, key) DO UPDATE SET \
-    fingerprint = excluded.fingerprint, \
-    token = excluded.token, \
-    locked_until = excluded.locked_until, \
+ON CONFLICT (subject, key) DO NOTHING \
+RETURNING results::text";
+
+/// A key already there, as it is (a read: no lock, no wait): same input, stored answer,
+/// claim still held, key still kept.
+const HELD_SQL: &str = "\
+SELECT fingerprint = $3, response, locked_until > now(), expires_at > now() \
+FROM idempotency_keys WHERE subject = $1 AND key = $2";
+
+/// Takes over an expired key (afresh) or a dead holder's claim on the same input (with what it
+/// committed). Only after a lease ran out, so it rarely waits.
+const TAKE_OVER_SQL: &str = "\
+UPDATE idempotency_keys AS k SET \
+    fingerprint = $3, \
+    token = $4, \
+    locked_until = now() + $5 * interval '1 millisecond', \
     response = NULL, \
     results = CASE WHEN k.expires_at <= now() THEN '{}'::jsonb ELSE k.results END, \
     created_at = CASE WHEN k.expires_at <= now() THEN now() ELSE k.created_at END, \
-    expires_at = CASE WHEN k.expires_at <= now() THEN excluded.expires_at ELSE k.expires_at END \
-WHERE k.expires_at <= now() \
-   OR (k.response IS NULL AND k.locked_until <= now() AND k.fingerprint = excluded.fingerprint) \
+    expires_at = CASE WHEN k.expires_at <= now() \
+                      THEN now() + $6 * interval '1 millisecond' ELSE k.expires_at END \
+FROM (SELECT set_config('synchronous_commit', 'off', true)) AS async_commit \
+WHERE k.subject = $1 AND k.key = $2 AND (k.expires_at <= now() \
+   OR (k.response IS NULL AND k.locked_until <= now() AND k.fingerprint = $3)) \
 RETURNING k.results::text";
-
-/// Why a key could not be claimed.
-const HELD_SQL: &str = "\
-SELECT fingerprint = $3, response FROM idempotency_keys \
-WHERE subject = $1 AND key = $2 AND expires_at > now()";
 
 fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
@@ -99,7 +109,7 @@ fn millis(d: Duration) -> i64 {
 
 /// Claims `key` for `subject`'s request with `fingerprint` (see the module documentation).
 /// The claim holds for `lease` unless the request finishes first; the key is kept for
-/// `retention`.
+/// `retention`. A new key costs one statement; a retry two (three when it takes over).
 pub async fn claim(
     db: &Db,
     actor: &Actor,
@@ -109,27 +119,28 @@ pub async fn claim(
     retention: Duration,
 ) -> Result<Claim, AppError> {
     let subject = actor.subject.clone().unwrap_or_default();
-    // A key pruned between the two statements is claimed on the next turn.
+    let values = |token: Uuid| -> Vec<sea_orm::Value> {
+        vec![
+            subject.clone().into(),
+            key.to_owned().into(),
+            fingerprint.to_vec().into(),
+            token.into(),
+            millis(lease).into(),
+            millis(retention).into(),
+        ]
+    };
+    let run = |token: Uuid, text: String| -> Result<Claim, AppError> {
+        Ok(Claim::Run {
+            token,
+            recorded: parse_results(&text)?,
+        })
+    };
+    // A key pruned or taken over between the statements is looked at again.
     for _ in 0..3 {
         let token = Uuid::now_v7();
-        let stmt = Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            CLAIM_SQL,
-            [
-                subject.clone().into(),
-                key.to_owned().into(),
-                fingerprint.to_vec().into(),
-                token.into(),
-                millis(lease).into(),
-                millis(retention).into(),
-            ],
-        );
+        let stmt = Statement::from_sql_and_values(DbBackend::Postgres, CLAIM_SQL, values(token));
         if let Some(row) = db.write(actor.deadline, stmt).await?.first() {
-            let text: String = Columns::of(row, 0).get(0)?;
-            return Ok(Claim::Run {
-                token,
-                recorded: parse_results(&text)?,
-            });
+            return run(token, Columns::of(row, 0).get(0)?);
         }
         let stmt = Statement::from_sql_and_values(
             DbBackend::Postgres,
@@ -140,15 +151,29 @@ pub async fn claim(
                 fingerprint.to_vec().into(),
             ],
         );
-        if let Some(row) = db.fetch_optional(stmt).await? {
-            let columns = Columns::of(&row, 0);
-            let same: bool = columns.get(0)?;
-            let response: Option<String> = columns.get(1)?;
-            return Ok(match (same, response) {
-                (false, _) => Claim::Reused,
-                (true, Some(body)) => Claim::Replay(body),
-                (true, None) => Claim::InProgress,
-            });
+        let Some(row) = db.fetch_optional(stmt).await? else {
+            continue;
+        };
+        let columns = Columns::of(&row, 0);
+        let same: bool = columns.get(0)?;
+        let response: Option<String> = columns.get(1)?;
+        let held: bool = columns.get(2)?;
+        let kept: bool = columns.get(3)?;
+        match (kept, same, response, held) {
+            (true, false, _, _) => return Ok(Claim::Reused),
+            (true, true, Some(body), _) => return Ok(Claim::Replay(body)),
+            (true, true, None, true) => return Ok(Claim::InProgress),
+            // Expired, or its holder's lease ran out: take it over.
+            _ => {
+                let stmt = Statement::from_sql_and_values(
+                    DbBackend::Postgres,
+                    TAKE_OVER_SQL,
+                    values(token),
+                );
+                if let Some(row) = db.write(actor.deadline, stmt).await?.first() {
+                    return run(token, Columns::of(row, 0).get(0)?);
+                }
+            }
         }
     }
     Err(AppError::Internal(
