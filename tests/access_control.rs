@@ -1226,7 +1226,7 @@ async fn cors_answers_only_allow_listed_origins_and_simple_requests_are_refused(
             .header("access-control-request-method", "POST")
             .header(
                 "access-control-request-headers",
-                "authorization, content-type",
+                "authorization, content-type, idempotency-key",
             )
             .body(Body::empty())
             .unwrap()
@@ -1241,6 +1241,8 @@ async fn cors_answers_only_allow_listed_origins_and_simple_requests_are_refused(
         .unwrap()
         .to_ascii_lowercase();
     assert!(allow_headers.contains("authorization") && allow_headers.contains("content-type"));
+    // Browser clients may send mutations retry-safely, and read whether an answer was replayed.
+    assert!(allow_headers.contains("idempotency-key"), "{allow_headers}");
     let other = app.send(preflight("https://evil.example")).await;
     assert!(other.headers.get("access-control-allow-origin").is_none());
 

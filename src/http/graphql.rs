@@ -163,7 +163,7 @@ async fn run(
             if outcome.replayed.is_some() {
                 response
                     .headers_mut()
-                    .insert("idempotent-replayed", HeaderValue::from_static("true"));
+                    .insert(IDEMPOTENT_REPLAYED_HEADER, HeaderValue::from_static("true"));
             }
             response
         }
@@ -342,15 +342,19 @@ pub async fn graphql_post(
     run(&state, format, batch, &request_id, false, principal, key).await
 }
 
-/// The `Idempotency-Key` header, when there is one: at most 255 printable ASCII characters.
-const IDEMPOTENCY_KEY: &str = "idempotency-key";
+/// The request header naming a mutation's idempotency key (at most 255 printable ASCII
+/// characters).
+pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
+
+/// The response header marking an answer given again under an idempotency key.
+pub const IDEMPOTENT_REPLAYED_HEADER: &str = "idempotent-replayed";
 
 /// Longest `Idempotency-Key` accepted.
 const MAX_IDEMPOTENCY_KEY_CHARS: usize = 255;
 
 /// The `Idempotency-Key` header (`None` without one), or the response refusing its form.
 fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, Box<Response>> {
-    let Some(value) = headers.get(IDEMPOTENCY_KEY) else {
+    let Some(value) = headers.get(IDEMPOTENCY_KEY_HEADER) else {
         return Ok(None);
     };
     let bytes = value.as_bytes();

@@ -59,8 +59,12 @@ fn cors_layer(origins: &[String]) -> CorsLayer {
             header::AUTHORIZATION,
             header::ACCEPT,
             HeaderName::from_static(middleware::REQUEST_ID_HEADER),
+            HeaderName::from_static(graphql::IDEMPOTENCY_KEY_HEADER),
         ])
-        .expose_headers([HeaderName::from_static(middleware::REQUEST_ID_HEADER)])
+        .expose_headers([
+            HeaderName::from_static(middleware::REQUEST_ID_HEADER),
+            HeaderName::from_static(graphql::IDEMPOTENT_REPLAYED_HEADER),
+        ])
         .max_age(std::time::Duration::from_secs(600))
 }
 
