@@ -156,6 +156,19 @@ async fn the_same_key_with_other_input_is_refused_and_variable_order_does_not_ma
     assert_eq!(count(&app, "funds").await, 1);
 }
 
+/// A transaction of the test's own holding `fund`'s row lock (writes to the fund wait inside
+/// their statement until it ends).
+async fn hold_fund_lock(app: &TestApp, fund: &str) -> sea_orm::DatabaseTransaction {
+    let blocker = app.sql_conn.begin().await.unwrap();
+    blocker
+        .execute_unprepared(&format!(
+            "SELECT 1 FROM funds WHERE id = '{fund}' FOR UPDATE"
+        ))
+        .await
+        .unwrap();
+    blocker
+}
+
 /// Waits until a backend of this database waits for a lock.
 async fn until_waiting_for_a_lock(app: &TestApp) {
     let started = Instant::now();
@@ -181,13 +194,7 @@ async fn a_retry_while_the_first_runs_is_told_so_then_gets_the_answer() {
     let (fund, investor) = book(&app).await;
     let vars = investment_input(&fund, &investor, "7.00");
     // Hold the fund's row lock so the first attempt waits inside its transaction.
-    let blocker = app.sql_conn.begin().await.unwrap();
-    blocker
-        .execute_unprepared(&format!(
-            "SELECT 1 FROM funds WHERE id = '{fund}' FOR UPDATE"
-        ))
-        .await
-        .unwrap();
+    let blocker = hold_fund_lock(&app, &fund).await;
     let first = {
         let (app, vars) = (Arc::clone(&app), vars.clone());
         tokio::spawn(async move { keyed(&app, "slow", None, CREATE_INVESTMENT, vars).await })
@@ -210,13 +217,7 @@ async fn twenty_concurrent_retries_of_one_key_make_one_row_and_one_answer() {
     let (fund, investor) = book(&app).await;
     let vars = investment_input(&fund, &investor, "20.00");
     // The fund's lock held for a moment, so the twenty overlap for sure.
-    let blocker = app.sql_conn.begin().await.unwrap();
-    blocker
-        .execute_unprepared(&format!(
-            "SELECT 1 FROM funds WHERE id = '{fund}' FOR UPDATE"
-        ))
-        .await
-        .unwrap();
+    let blocker = hold_fund_lock(&app, &fund).await;
     let told = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let attempts = (0..20).map(|_| {
         let (app, vars, told) = (Arc::clone(&app), vars.clone(), Arc::clone(&told));
@@ -589,13 +590,7 @@ async fn a_retry_after_the_server_is_killed_makes_one_row_whether_or_not_the_wri
     let vars = investment_input(&fund, &investor, "11.00");
     let port = free_port();
     let mut first_server = server(&app, port);
-    let blocker = app.sql_conn.begin().await.unwrap();
-    blocker
-        .execute_unprepared(&format!(
-            "SELECT 1 FROM funds WHERE id = '{fund}' FOR UPDATE"
-        ))
-        .await
-        .unwrap();
+    let blocker = hold_fund_lock(&app, &fund).await;
     let lost = post_keyed(port, "before-commit", CREATE_INVESTMENT, &vars);
     until_waiting_for_a_lock(&app).await;
     first_server.kill().unwrap(); // SIGKILL
@@ -649,13 +644,7 @@ async fn a_write_whose_claim_was_taken_over_rolls_back() {
     let app = Arc::new(TestApp::spawn().await);
     let (fund, investor) = book(&app).await;
     let vars = investment_input(&fund, &investor, "9.00");
-    let blocker = app.sql_conn.begin().await.unwrap();
-    blocker
-        .execute_unprepared(&format!(
-            "SELECT 1 FROM funds WHERE id = '{fund}' FOR UPDATE"
-        ))
-        .await
-        .unwrap();
+    let blocker = hold_fund_lock(&app, &fund).await;
     let first = {
         let (app, vars) = (Arc::clone(&app), vars.clone());
         tokio::spawn(async move { keyed(&app, "taken", None, CREATE_INVESTMENT, vars).await })
